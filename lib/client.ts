@@ -1,0 +1,480 @@
+import { Delivery } from "./delivery.ts";
+import { DeliveryError, ValidationError } from "./errors.ts";
+import * as build from "./message.ts";
+import { type AnalyticsOptions, checkSetting, resolveOptions, type Settings } from "./options.ts";
+import { boundedByteLength, byteLength, MAX_MESSAGE_BYTES, serialize } from "./serialize.ts";
+import type {
+  AliasParams,
+  Callback,
+  CallOptions,
+  ErrorHandler,
+  FetchFn,
+  FlushOptions,
+  FlushResult,
+  GroupParams,
+  Id,
+  IdentifyParams,
+  Logger,
+  Message,
+  Middleware,
+  PageParams,
+  Properties,
+  Stats,
+  TrackParams,
+} from "./types.ts";
+
+type MaybeId = Id | null | undefined;
+type Opt<T> = T | null | undefined;
+
+const isParams = (value: unknown): value is object =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+function checkCallback(action: string, callback: unknown): Callback | undefined {
+  if (callback === undefined || typeof callback === "function") return callback as Callback | undefined;
+  throw new ValidationError("callback", `Cannot ${action}: the callback must be a function, got ${typeof callback}`);
+}
+
+function tooLarge(message: Message, json: string): ValidationError {
+  const size = byteLength(json);
+  let field = "message";
+  let largest = 0;
+  for (const [key, value] of Object.entries(message)) {
+    const bytes = value === undefined ? 0 : byteLength(JSON.stringify(value) ?? "");
+    if (bytes > largest) [field, largest] = [key, bytes];
+  }
+  return new ValidationError(
+    field,
+    `Cannot ${message.type}: the message is ${size} bytes, over Segment's ${MAX_MESSAGE_BYTES}-byte limit ` +
+      `(${field} alone is ${largest} bytes)`,
+  );
+}
+
+/**
+ * A Segment-compatible analytics client: `identify`, `track`, `page`,
+ * `screen`, `group` and `alias` queue a message and return its `messageId`
+ * at once; batches go out in the background, gzipped and retried.
+ *
+ * @example The seed's positional style
+ * ```ts
+ * import { Analytics } from "./mod.ts";
+ *
+ * const analytics = new Analytics({ writeKey: "YOUR_WRITE_KEY", send: false });
+ * analytics.identify("019mr8mf4r", { email: "john@example.com", name: "John Smith", friends: 30 });
+ * analytics.track("f4ca124298", "Signed Up", { plan: "Enterprise" });
+ * await analytics.flush();
+ * ```
+ *
+ * @example analytics-node's object style
+ * ```ts
+ * import { Analytics } from "./mod.ts";
+ *
+ * const analytics = new Analytics({ writeKey: "KEY", send: false });
+ * analytics.track({ userId: "f4ca124298", event: "Signed Up", properties: { plan: "Enterprise" } });
+ * await analytics.closeAndFlush({ timeout: 5000 });
+ * ```
+ */
+export class Analytics {
+  readonly #s: Settings;
+  readonly #d: Delivery;
+  readonly #middleware: Middleware[] = [];
+
+  /**
+   * Creates a client. Options are validated here: a wrong type is a
+   * `TypeError`, a number out of range a `RangeError`, an unknown option a
+   * `TypeError` naming it. The seed's `Client("KEY", { ... })` form works too.
+   */
+  constructor(options?: AnalyticsOptions);
+  constructor(writeKey: string, options?: AnalyticsOptions);
+  constructor(first: string | AnalyticsOptions = {}, second: AnalyticsOptions = {}) {
+    const options = typeof first === "string" ? { ...second, writeKey: first } : first;
+    if (typeof first === "string" && second.writeKey !== undefined) {
+      throw new TypeError("Cannot create Analytics: the write key is given twice");
+    }
+    this.#s = resolveOptions(options);
+    this.#d = new Delivery(this.#s);
+  }
+
+  // The options, each readable and settable; a change applies from the next message or batch.
+
+  /** The source's write key; never logged. */
+  get writeKey(): string | undefined {
+    return this.#s.writeKey;
+  }
+  set writeKey(value: string | undefined) {
+    this.#set("writeKey", value);
+  }
+  /** The Segment-compatible endpoint. */
+  get host(): string {
+    return this.#s.host;
+  }
+  set host(value: string) {
+    this.#set("host", value);
+  }
+  /** The batch path on `host`. */
+  get path(): string {
+    return this.#s.path;
+  }
+  set path(value: string) {
+    this.#set("path", value);
+  }
+  /** Whether debug lines go to the logger. */
+  get debug(): boolean {
+    return this.#s.debug;
+  }
+  set debug(value: boolean) {
+    this.#set("debug", value);
+  }
+  /** Where log lines go. */
+  get logger(): Logger {
+    return this.#s.logger;
+  }
+  set logger(value: Logger) {
+    this.#set("logger", value);
+  }
+  /** Called with every batch of messages that will not be delivered. */
+  get onError(): ErrorHandler | undefined {
+    return this.#s.onError;
+  }
+  set onError(value: ErrorHandler | null | undefined) {
+    this.#set("onError", value);
+  }
+  /** `false`: validate and build messages, send nothing. */
+  get send(): boolean {
+    return this.#s.send;
+  }
+  set send(value: boolean) {
+    this.#set("send", value);
+  }
+  /** Each call starts its own request; no batching, no timer. */
+  get syncMode(): boolean {
+    return this.#s.syncMode;
+  }
+  set syncMode(value: boolean) {
+    this.#set("syncMode", value);
+  }
+  /** Messages held before new ones are dropped. */
+  get maxQueueSize(): number {
+    return this.#s.maxQueueSize;
+  }
+  set maxQueueSize(value: number) {
+    this.#set("maxQueueSize", value);
+  }
+  /** Messages per batch (1 to 2500). */
+  get uploadSize(): number {
+    return this.#s.uploadSize;
+  }
+  set uploadSize(value: number) {
+    this.#set("uploadSize", value);
+  }
+  /** Seconds after its first message that a batch goes out. */
+  get uploadInterval(): number {
+    return this.#s.uploadInterval;
+  }
+  set uploadInterval(value: number) {
+    this.#set("uploadInterval", value);
+  }
+  /** Whether requests are gzipped. */
+  get gzip(): boolean {
+    return this.#s.gzip;
+  }
+  set gzip(value: boolean) {
+    this.#set("gzip", value);
+  }
+  /** Retries per batch. */
+  get maxRetries(): number {
+    return this.#s.maxRetries;
+  }
+  set maxRetries(value: number) {
+    this.#set("maxRetries", value);
+  }
+  /** Seconds before a request is abandoned. */
+  get timeout(): number {
+    return this.#s.timeout;
+  }
+  set timeout(value: number) {
+    this.#set("timeout", value);
+  }
+  /** Seconds before the first retry. */
+  get minRetryDelay(): number {
+    return this.#s.minRetryDelay;
+  }
+  set minRetryDelay(value: number) {
+    this.#set("minRetryDelay", value);
+  }
+  /** The longest wait between retries, in seconds. */
+  get maxRetryDelay(): number {
+    return this.#s.maxRetryDelay;
+  }
+  set maxRetryDelay(value: number) {
+    this.#set("maxRetryDelay", value);
+  }
+  /** The transport (undefined: the global `fetch` at send time). */
+  get fetch(): FetchFn | undefined {
+    return this.#s.fetch;
+  }
+  set fetch(value: FetchFn) {
+    this.#set("fetch", value);
+  }
+
+  #set<K extends keyof Settings>(name: K, value: unknown): void {
+    const checked = checkSetting(name, value);
+    if (name === "minRetryDelay" && (checked as number) > this.#s.maxRetryDelay) {
+      throw new RangeError("Cannot set minRetryDelay: it is greater than maxRetryDelay");
+    }
+    if (name === "maxRetryDelay" && (checked as number) < this.#s.minRetryDelay) {
+      throw new RangeError("Cannot set maxRetryDelay: it is less than minRetryDelay");
+    }
+    this.#s[name] = checked;
+    this.#d.settingsChanged();
+  }
+
+  /**
+   * Ties a user to their traits: `identify(userId, traits?, options?)` or
+   * `identify({ userId, traits, ... })`. Returns the messageId.
+   */
+  identify(params: IdentifyParams, callback?: Callback): string;
+  identify(userId: MaybeId, traits?: Opt<Properties>, options?: Opt<CallOptions>, callback?: Callback): string;
+  identify(a: unknown, b?: unknown, c?: unknown, d?: unknown): string {
+    if (isParams(a)) return this.#accept(build.identifyParams(a as IdentifyParams), b);
+    if (typeof c === "function") [c, d] = [undefined, c];
+    else if (typeof b === "function") [b, d] = [undefined, b];
+    return this.#accept(build.identify(a, b, c), d);
+  }
+
+  /**
+   * Records an action: `track(userId, event, properties?, options?)` or
+   * `track({ userId, event, properties, ... })`. Returns the messageId.
+   */
+  track(params: TrackParams, callback?: Callback): string;
+  track(
+    userId: MaybeId,
+    event: string,
+    properties?: Opt<Properties>,
+    options?: Opt<CallOptions>,
+    callback?: Callback,
+  ): string;
+  track(a: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown): string {
+    if (isParams(a)) return this.#accept(build.trackParams(a as TrackParams), b);
+    if (typeof d === "function") [d, e] = [undefined, d];
+    else if (typeof c === "function") [c, e] = [undefined, c];
+    return this.#accept(build.track(a, b, c, d), e);
+  }
+
+  /**
+   * Records a page view: `page(userId, category?, name?, properties?, options?)`
+   * or `page({ userId, name, category, properties, ... })`. Returns the messageId.
+   */
+  page(params: PageParams, callback?: Callback): string;
+  page(
+    userId: MaybeId,
+    category?: Opt<string>,
+    name?: Opt<string>,
+    properties?: Opt<Properties>,
+    options?: Opt<CallOptions>,
+    callback?: Callback,
+  ): string;
+  page(a: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown, f?: unknown): string {
+    return this.#view("page", a, b, c, d, e, f);
+  }
+
+  /**
+   * Records a screen view, with the same arguments as {@linkcode Analytics.page}.
+   * Returns the messageId.
+   */
+  screen(params: PageParams, callback?: Callback): string;
+  screen(
+    userId: MaybeId,
+    category?: Opt<string>,
+    name?: Opt<string>,
+    properties?: Opt<Properties>,
+    options?: Opt<CallOptions>,
+    callback?: Callback,
+  ): string;
+  screen(a: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown, f?: unknown): string {
+    return this.#view("screen", a, b, c, d, e, f);
+  }
+
+  #view(type: "page" | "screen", a: unknown, b: unknown, c: unknown, d: unknown, e: unknown, f: unknown): string {
+    if (isParams(a)) return this.#accept(build.viewParams(type, a as PageParams), b);
+    if (typeof e === "function") [e, f] = [undefined, e];
+    else if (typeof d === "function") [d, f] = [undefined, d];
+    else if (typeof c === "function") [c, f] = [undefined, c];
+    else if (typeof b === "function") [b, f] = [undefined, b];
+    return this.#accept(build.view(type, a, b, c, d, e), f);
+  }
+
+  /**
+   * Ties a user to a group: `group(userId, groupId, traits?, options?)` or
+   * `group({ userId, groupId, traits, ... })`. Returns the messageId.
+   */
+  group(params: GroupParams, callback?: Callback): string;
+  group(
+    userId: MaybeId,
+    groupId: Id,
+    traits?: Opt<Properties>,
+    options?: Opt<CallOptions>,
+    callback?: Callback,
+  ): string;
+  group(a: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown): string {
+    if (isParams(a)) return this.#accept(build.groupParams(a as GroupParams), b);
+    if (typeof d === "function") [d, e] = [undefined, d];
+    else if (typeof c === "function") [c, e] = [undefined, c];
+    return this.#accept(build.group(a, b, c, d), e);
+  }
+
+  /**
+   * Ties a previous id to a user id: `alias(previousId, userId, options?)` or
+   * `alias({ previousId, userId, ... })`. Returns the messageId.
+   */
+  alias(params: AliasParams, callback?: Callback): string;
+  alias(previousId: Id, userId: Id, options?: Opt<CallOptions>, callback?: Callback): string;
+  alias(a: unknown, b?: unknown, c?: unknown, d?: unknown): string {
+    if (isParams(a)) return this.#accept(build.aliasParams(a as AliasParams), b);
+    if (typeof c === "function") [c, d] = [undefined, c];
+    return this.#accept(build.alias(a, b, c), d);
+  }
+
+  /** Serializes a built message, checks its size and hands it to delivery. */
+  #accept(message: Message, cb: unknown): string {
+    const type = message.type;
+    const callback = checkCallback(type, cb);
+    const s = this.#s;
+    if (s.send && s.writeKey === undefined) {
+      throw new ValidationError(
+        "writeKey",
+        `Cannot ${type}: no write key is set; set analytics.writeKey, pass { writeKey }, or { send: false } to send nothing`,
+      );
+    }
+    if (this.#middleware.length > 0) return this.#acceptThroughMiddleware(message, callback);
+    const json = serialize(message, type);
+    const bytes = boundedByteLength(json);
+    if (bytes < 0) throw tooLarge(message, json);
+    this.#hand(json, bytes, callback);
+    return message.messageId;
+  }
+
+  #hand(json: string, bytes: number, callback: Callback | undefined): void {
+    const s = this.#s;
+    if (s.debug) s.logger.debug(`[tally] queued ${json.length > 300 ? json.slice(0, 300) + "…" : json}`);
+    if (s.send) return this.#d.enqueue(json, bytes, callback);
+    if (callback !== undefined) queueMicrotask(() => callback(undefined, JSON.parse(json)));
+  }
+
+  #acceptThroughMiddleware(message: Message, callback: Callback | undefined): string {
+    const type = message.type;
+    // Middleware gets a private deep copy, so scrubbing never touches the caller's objects.
+    let current: Message | null | undefined = JSON.parse(serialize(message, type));
+    for (const fn of this.#middleware) {
+      try {
+        current = fn(current as Message);
+      } catch (cause) {
+        const json = serialize(message, type);
+        this.#d.reject(
+          new DeliveryError("middleware", `Cannot queue a ${type}: middleware threw: ${(cause as Error)?.message}`, {
+            cause,
+          }),
+          [json],
+          callback,
+        );
+        return message.messageId;
+      }
+      if (current == null) {
+        if (this.#s.debug) this.#s.logger.debug(`[tally] middleware dropped ${type} ${message.messageId}`);
+        return message.messageId;
+      }
+    }
+    let json: string;
+    try {
+      json = serialize(current as Message, type);
+    } catch (cause) {
+      json = serialize(message, type);
+      this.#d.reject(
+        new DeliveryError("middleware", `Cannot queue a ${type}: middleware returned an unserializable message`, {
+          cause,
+        }),
+        [json],
+        callback,
+      );
+      return message.messageId;
+    }
+    const bytes = boundedByteLength(json);
+    if (bytes < 0) {
+      this.#d.reject(
+        new DeliveryError(
+          "too_large",
+          `Cannot queue a ${type}: after middleware it is over ${MAX_MESSAGE_BYTES} bytes`,
+        ),
+        [serialize(message, type)],
+        callback,
+      );
+      return message.messageId;
+    }
+    this.#hand(json, bytes, callback);
+    return message.messageId;
+  }
+
+  /**
+   * Adds middleware that runs on every message before it is queued: return
+   * the message (changed or not) to keep it, `null` to drop it. Errors it
+   * throws are reported through `onError` (reason `middleware`), never thrown
+   * into the call.
+   */
+  use(middleware: Middleware): this {
+    if (typeof middleware !== "function") {
+      throw new TypeError(`Cannot use middleware: expected a function, got ${typeof middleware}`);
+    }
+    this.#middleware.push(middleware);
+    return this;
+  }
+
+  /** analytics-node's `on("error", handler)`: adds a handler beside `onError`. */
+  on(event: "error", handler: ErrorHandler): this {
+    if (event !== "error") {
+      throw new TypeError(`Cannot listen to "${event}": Tally emits only "error" (use callbacks for delivery)`);
+    }
+    if (typeof handler !== "function") throw new TypeError('Cannot listen to "error": expected a function');
+    this.#d.addErrorListener(handler);
+    return this;
+  }
+
+  /**
+   * Sends everything queued and resolves when all of it is delivered or
+   * reported to `onError`; never rejects and never hangs past the retry
+   * policy, or past `timeout` milliseconds when given.
+   */
+  flush(options: FlushOptions = {}): Promise<FlushResult> {
+    return this.#d.flush(checkTimeout("flush", options));
+  }
+
+  /**
+   * Flushes, then refuses new calls (reported as `closed`). When `timeout`
+   * milliseconds pass first, what is left is aborted and reported as `closed`.
+   */
+  close(options: FlushOptions = {}): Promise<FlushResult> {
+    return this.#d.close(checkTimeout("close", options));
+  }
+
+  /** analytics-node's name for {@linkcode Analytics.close}. */
+  closeAndFlush(options: FlushOptions = {}): Promise<FlushResult> {
+    return this.close(options);
+  }
+
+  /** analytics-python's name for {@linkcode Analytics.close}. */
+  shutdown(options: FlushOptions = {}): Promise<FlushResult> {
+    return this.close(options);
+  }
+
+  /** Counters: queued, inFlight, delivered, failed, dropped, retries, batches, bytesSent. */
+  stats(): Stats {
+    return this.#d.stats();
+  }
+}
+
+function checkTimeout(action: string, options: FlushOptions): number | undefined {
+  const timeout = options?.timeout;
+  if (timeout === undefined) return undefined;
+  if (typeof timeout !== "number" || !(timeout >= 0) || timeout === Infinity) {
+    throw new RangeError(`Cannot ${action}: timeout must be a finite number of milliseconds, got ${timeout}`);
+  }
+  return timeout;
+}

@@ -1,0 +1,74 @@
+/** A timer handle as the runtime returns it. */
+export type Timer = ReturnType<typeof setTimeout>;
+
+interface Unrefable {
+  unref?: () => void;
+}
+
+/** Lets the process end while `timer` is pending (Node, Bun and Deno handles have `unref`). */
+export function unrefTimer(timer: Timer): Timer {
+  if (typeof timer === "object" && timer !== null) (timer as Unrefable).unref?.();
+  else {
+    (globalThis as { Deno?: { unrefTimer?: (id: number) => void } }).Deno?.unrefTimer?.(timer as number);
+  }
+  return timer;
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done);
+  });
+}
+
+/** Anything with work to finish before the program ends. */
+export interface Flushable {
+  flush(): Promise<unknown>;
+}
+
+const pending = new Set<Flushable>();
+let hooked = false;
+
+interface ProcessLike {
+  on?: (event: string, listener: () => void) => void;
+}
+
+function finishAll(): void {
+  for (const client of [...pending]) void client.flush();
+}
+
+/**
+ * Keeps `client` on the list of clients to flush when the program runs out of
+ * other work, so events queued at the end of a script are still delivered.
+ * Node and Bun (and Deno, which has `process` too) emit `beforeExit`; new
+ * requests started there keep the program alive until they settle.
+ * Elsewhere a `beforeunload` listener does the same where it exists; Workers
+ * have neither, and there the caller passes `flush()` to `waitUntil`.
+ */
+export function deliverBeforeExit(client: Flushable): void {
+  pending.add(client);
+  if (hooked) return;
+  hooked = true;
+  const process = (globalThis as { process?: ProcessLike }).process;
+  if (typeof process?.on === "function") {
+    process.on("beforeExit", finishAll);
+  } else if (typeof globalThis.addEventListener === "function") {
+    globalThis.addEventListener("beforeunload", (event) => {
+      if (pending.size === 0) return;
+      event.preventDefault();
+      finishAll();
+    });
+  }
+}
+
+/** Takes `client` off that list once it has nothing left to deliver. */
+export function releaseBeforeExit(client: Flushable): void {
+  pending.delete(client);
+}

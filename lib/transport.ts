@@ -1,0 +1,143 @@
+import type { Settings } from "./options.ts";
+import { isRetryableStatus, parseRetryAfter } from "./retry.ts";
+import { LIBRARY_NAME, VERSION } from "./version.ts";
+
+/** What one request came to. */
+export type Outcome =
+  | { ok: true; status: number }
+  | {
+    ok: false;
+    reason: "http_status" | "network" | "timeout";
+    status?: number;
+    retryable: boolean;
+    /** Milliseconds the server asked to wait (Retry-After). */
+    retryAfter?: number;
+    /** What went wrong, for the error message. */
+    detail: string;
+    cause?: unknown;
+  };
+
+const encoder = new TextEncoder();
+
+/** `@tally/analytics/0.1.0 Deno/2.9.6`, naming the runtime where it tells. */
+export const USER_AGENT: string = (() => {
+  const agent = (globalThis as { navigator?: { userAgent?: string } }).navigator?.userAgent;
+  const node = (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node;
+  const runtime = agent && !agent.startsWith("Mozilla/") ? agent : node ? `Node.js/${node}` : "";
+  return `${LIBRARY_NAME}/${VERSION}${runtime ? ` ${runtime}` : ""}`;
+})();
+
+/** `Basic base64(writeKey + ":")`, from the key's UTF-8 bytes. */
+export function basicAuth(writeKey: string): string {
+  let binary = "";
+  for (const byte of encoder.encode(writeKey + ":")) binary += String.fromCharCode(byte);
+  return `Basic ${btoa(binary)}`;
+}
+
+/** Gzips `text` with the web-standard CompressionStream. */
+export async function gzip(text: string): Promise<Uint8Array<ArrayBuffer>> {
+  const stream = new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+/** A request body as bytes, gzipped when asked. */
+export async function encode(body: string, compress: boolean): Promise<Uint8Array<ArrayBuffer>> {
+  return compress ? await gzip(body) : encoder.encode(body);
+}
+
+const snippet = (text: string): string => {
+  const line = text.replace(/\s+/g, " ").trim();
+  return line.length > 200 ? line.slice(0, 200) + "…" : line;
+};
+
+/**
+ * POSTs one batch body and classifies the answer; never throws. A 2xx whose
+ * JSON says it failed (`{"success":false}`, Jitsu's `{"ok":false}`) is a failure.
+ */
+export async function post(
+  body: Uint8Array<ArrayBuffer>,
+  settings: Settings,
+  retry: number,
+  stop: AbortSignal,
+): Promise<Outcome> {
+  const fetch = settings.fetch ?? globalThis.fetch;
+  if (typeof fetch !== "function") {
+    return {
+      ok: false,
+      reason: "network",
+      retryable: false,
+      detail: "this runtime has no global fetch; pass { fetch } to new Analytics()",
+    };
+  }
+  const headers: Record<string, string> = {
+    "Content-Type": "application/json",
+    "User-Agent": USER_AGENT,
+  };
+  if (settings.writeKey !== undefined) headers.Authorization = basicAuth(settings.writeKey);
+  if (settings.gzip) headers["Content-Encoding"] = "gzip";
+  if (retry > 0) headers["X-Retry-Count"] = String(retry);
+
+  const controller = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort();
+  }, settings.timeout * 1000);
+  const onStop = () => controller.abort();
+  stop.addEventListener("abort", onStop);
+  try {
+    const response = await fetch(settings.host + settings.path, {
+      method: "POST",
+      headers,
+      body,
+      signal: controller.signal,
+    });
+    const text = await response.text();
+    const status = response.status;
+    if (status >= 200 && status < 300) {
+      const failed = text.startsWith("{") && saysFailed(text);
+      if (!failed) return { ok: true, status };
+      return {
+        ok: false,
+        reason: "http_status",
+        status,
+        retryable: false,
+        detail: `the server answered ${status} but its body says it failed: ${snippet(text)}`,
+      };
+    }
+    return {
+      ok: false,
+      reason: "http_status",
+      status,
+      retryable: isRetryableStatus(status),
+      retryAfter: parseRetryAfter(response.headers.get("Retry-After")),
+      detail: `the server answered ${status} ${response.statusText}${text ? `: ${snippet(text)}` : ""}`.trimEnd(),
+    };
+  } catch (cause) {
+    if (timedOut) {
+      return {
+        ok: false,
+        reason: "timeout",
+        retryable: true,
+        detail: `no answer within ${settings.timeout} s`,
+        cause,
+      };
+    }
+    const detail = stop.aborted
+      ? "the request was aborted"
+      : `the request failed: ${(cause as Error)?.message ?? cause}`;
+    return { ok: false, reason: "network", retryable: true, detail, cause };
+  } finally {
+    clearTimeout(timer);
+    stop.removeEventListener("abort", onStop);
+  }
+}
+
+function saysFailed(text: string): boolean {
+  try {
+    const answer = JSON.parse(text);
+    return answer?.success === false || answer?.ok === false;
+  } catch {
+    return false;
+  }
+}

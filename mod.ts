@@ -1,0 +1,46 @@
+/**
+ * Tally: a Segment-compatible analytics client for Deno, Bun, Node and
+ * Cloudflare Workers, built on web standards only. Calls queue messages and
+ * return at once; batches go out in the background, gzipped and retried,
+ * and every message that cannot be delivered reaches `onError`.
+ *
+ * @example The module-level default client
+ * ```ts
+ * import analytics from "./mod.ts";
+ *
+ * analytics.writeKey = "YOUR_WRITE_KEY";
+ * analytics.send = false; // this example sends nothing
+ * analytics.identify("019mr8mf4r", { email: "john@example.com", name: "John Smith", friends: 30 });
+ * analytics.track("f4ca124298", "Signed Up", { plan: "Enterprise" });
+ * await analytics.flush();
+ * ```
+ *
+ * @module
+ */
+export { Analytics } from "./lib/client.ts";
+export { default } from "./lib/default_client.ts";
+export { DeliveryError, type FailureReason, ValidationError } from "./lib/errors.ts";
+export type { AnalyticsOptions } from "./lib/options.ts";
+export type {
+  AliasParams,
+  Callback,
+  CallOptions,
+  ErrorHandler,
+  FetchFn,
+  FlushOptions,
+  FlushResult,
+  GroupParams,
+  Id,
+  IdentifyParams,
+  Integrations,
+  Logger,
+  Message,
+  MessageType,
+  Middleware,
+  PageParams,
+  Properties,
+  Stats,
+  Timestamp,
+  TrackParams,
+} from "./lib/types.ts";
+export { LIBRARY_NAME, VERSION } from "./lib/version.ts";
