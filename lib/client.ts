@@ -23,9 +23,6 @@ import type {
   TrackParams,
 } from "./types.ts";
 
-type MaybeId = Id | null | undefined;
-type Opt<T> = T | null | undefined;
-
 const isParams = (value: unknown): value is object =>
   typeof value === "object" && value !== null && !Array.isArray(value);
 
@@ -84,6 +81,7 @@ export class Analytics {
    * `TypeError` naming it. The seed's `Client("KEY", { ... })` form works too.
    */
   constructor(options?: AnalyticsOptions);
+  /** Creates a client for `writeKey`, as analytics-python's `Client("KEY", ...)`. */
   constructor(writeKey: string, options?: AnalyticsOptions);
   constructor(first: string | AnalyticsOptions = {}, second: AnalyticsOptions = {}) {
     const options = typeof first === "string" ? { ...second, writeKey: first } : first;
@@ -233,7 +231,13 @@ export class Analytics {
    * `identify({ userId, traits, ... })`. Returns the messageId.
    */
   identify(params: IdentifyParams, callback?: Callback): string;
-  identify(userId: MaybeId, traits?: Opt<Properties>, options?: Opt<CallOptions>, callback?: Callback): string;
+  /** `identify(userId, traits?, options?, callback?)`, the seed's positional style. */
+  identify(
+    userId: Id | null | undefined,
+    traits?: Properties | null,
+    options?: CallOptions | null,
+    callback?: Callback,
+  ): string;
   identify(a: unknown, b?: unknown, c?: unknown, d?: unknown): string {
     if (isParams(a)) return this.#accept(build.identifyParams(a as IdentifyParams), b);
     if (typeof c === "function") [c, d] = [undefined, c];
@@ -246,11 +250,12 @@ export class Analytics {
    * `track({ userId, event, properties, ... })`. Returns the messageId.
    */
   track(params: TrackParams, callback?: Callback): string;
+  /** `track(userId, event, properties?, options?, callback?)`, the seed's positional style. */
   track(
-    userId: MaybeId,
+    userId: Id | null | undefined,
     event: string,
-    properties?: Opt<Properties>,
-    options?: Opt<CallOptions>,
+    properties?: Properties | null,
+    options?: CallOptions | null,
     callback?: Callback,
   ): string;
   track(a: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown): string {
@@ -265,12 +270,13 @@ export class Analytics {
    * or `page({ userId, name, category, properties, ... })`. Returns the messageId.
    */
   page(params: PageParams, callback?: Callback): string;
+  /** `page(userId, category?, name?, properties?, options?, callback?)`, the seed's positional style. */
   page(
-    userId: MaybeId,
-    category?: Opt<string>,
-    name?: Opt<string>,
-    properties?: Opt<Properties>,
-    options?: Opt<CallOptions>,
+    userId: Id | null | undefined,
+    category?: string | null,
+    name?: string | null,
+    properties?: Properties | null,
+    options?: CallOptions | null,
     callback?: Callback,
   ): string;
   page(a: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown, f?: unknown): string {
@@ -282,12 +288,13 @@ export class Analytics {
    * Returns the messageId.
    */
   screen(params: PageParams, callback?: Callback): string;
+  /** `screen(userId, category?, name?, properties?, options?, callback?)`, the seed's positional style. */
   screen(
-    userId: MaybeId,
-    category?: Opt<string>,
-    name?: Opt<string>,
-    properties?: Opt<Properties>,
-    options?: Opt<CallOptions>,
+    userId: Id | null | undefined,
+    category?: string | null,
+    name?: string | null,
+    properties?: Properties | null,
+    options?: CallOptions | null,
     callback?: Callback,
   ): string;
   screen(a: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown, f?: unknown): string {
@@ -308,11 +315,12 @@ export class Analytics {
    * `group({ userId, groupId, traits, ... })`. Returns the messageId.
    */
   group(params: GroupParams, callback?: Callback): string;
+  /** `group(userId, groupId, traits?, options?, callback?)`, the seed's positional style. */
   group(
-    userId: MaybeId,
+    userId: Id | null | undefined,
     groupId: Id,
-    traits?: Opt<Properties>,
-    options?: Opt<CallOptions>,
+    traits?: Properties | null,
+    options?: CallOptions | null,
     callback?: Callback,
   ): string;
   group(a: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown): string {
@@ -327,7 +335,8 @@ export class Analytics {
    * `alias({ previousId, userId, ... })`. Returns the messageId.
    */
   alias(params: AliasParams, callback?: Callback): string;
-  alias(previousId: Id, userId: Id, options?: Opt<CallOptions>, callback?: Callback): string;
+  /** `alias(previousId, userId, options?, callback?)`, the seed's positional style. */
+  alias(previousId: Id, userId: Id, options?: CallOptions | null, callback?: Callback): string;
   alias(a: unknown, b?: unknown, c?: unknown, d?: unknown): string {
     if (isParams(a)) return this.#accept(build.aliasParams(a as AliasParams), b);
     if (typeof c === "function") [c, d] = [undefined, c];

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The test command: static checks, then the same tests on Deno and on Bun.
+# Ends with one line, the total over every runtime: "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export NO_COLOR=1
+deno=node_modules/.bin/deno
+bun=node_modules/.bin/bun
+[ -x "$deno" ] && [ -x "$bun" ] || { echo "Run npm ci first (Deno and Bun come from npm)." >&2; exit 2; }
+
+passed=0
+failed=0
+log=$(mktemp -d)
+trap 'rm -rf "$log"' EXIT
+
+check() { # name, command...
+  local name=$1
+  shift
+  if "$@" >"$log/check" 2>&1; then
+    echo "ok   $name"
+    passed=$((passed + 1))
+  else
+    echo "FAIL $name"
+    tail -n 20 "$log/check"
+    failed=$((failed + 1))
+  fi
+}
+
+echo "== static checks"
+check "deno fmt --check" "$deno" fmt --check
+check "deno lint" "$deno" lint
+check "deno check" "$deno" check mod.ts lib/ tests/ examples/ bench/
+check "deno doc --lint mod.ts" "$deno" doc --lint mod.ts
+
+echo "== deno test"
+"$deno" test --allow-net=127.0.0.1 --allow-run --allow-read --allow-env tests/ 2>&1 | tee "$log/deno"
+line=$(grep -E '^(ok|FAILED) \| ' "$log/deno" | tail -n 1)
+p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || echo 0)
+f=$(echo "$line" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || echo 0)
+[ -n "$line" ] || f=$((f + 1)) # the runner itself broke
+echo "deno: ${p:-0} passed, ${f:-0} failed"
+passed=$((passed + ${p:-0}))
+failed=$((failed + ${f:-0}))
+
+echo "== bun test"
+"$bun" test --timeout 30000 tests/ 2>&1 | tee "$log/bun"
+p=$(grep -E '^ *[0-9]+ pass$' "$log/bun" | tail -n 1 | grep -oE '[0-9]+')
+f=$(grep -E '^ *[0-9]+ fail$' "$log/bun" | tail -n 1 | grep -oE '[0-9]+')
+[ -n "$p" ] || f=$((${f:-0} + 1))
+echo "bun: ${p:-0} passed, ${f:-0} failed"
+passed=$((passed + ${p:-0}))
+failed=$((failed + ${f:-0}))
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
