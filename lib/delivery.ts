@@ -25,6 +25,7 @@ interface Refused {
 }
 
 const parse = (json: string): Message => JSON.parse(json);
+const nMessages = (n: number): string => `${n} ${n === 1 ? "message" : "messages"}`;
 
 /**
  * The delivery engine: queues serialized messages, cuts them into batches,
@@ -155,7 +156,7 @@ export class Delivery {
           left,
           new DeliveryError(
             "closed",
-            `Cannot deliver ${left.json.length} messages: close() timed out before they were sent`,
+            `Cannot deliver ${nMessages(left.json.length)}: close() timed out before they were sent`,
           ),
         );
       }
@@ -232,17 +233,17 @@ export class Delivery {
     const n = batch.json.length;
     for (let retry = 0;; retry++) {
       const body = await encode(encodeBody(batch.json, new Date().toISOString(), s.writeKey), s.gzip);
-      if (s.debug) this.#debug(`sending ${n} messages (${body.byteLength} bytes${s.gzip ? ", gzip" : ""})`);
+      if (s.debug) this.#debug(`sending ${nMessages(n)} (${body.byteLength} bytes${s.gzip ? ", gzip" : ""})`);
       const outcome: Outcome = await post(body, s, retry, this.#stop.signal);
       this.#stats.bytesSent += body.byteLength;
       if (outcome.ok) {
-        if (s.debug) this.#debug(`delivered ${n} messages (${outcome.status})`);
+        if (s.debug) this.#debug(`delivered ${nMessages(n)} (${outcome.status})`);
         return void this.#settle(batch);
       }
       if (this.#stop.signal.aborted) {
         return void this.#settle(
           batch,
-          new DeliveryError("closed", `Cannot deliver ${n} messages: close() timed out while they were in flight`, {
+          new DeliveryError("closed", `Cannot deliver ${nMessages(n)}: close() timed out while they were in flight`, {
             retries: retry,
             status: outcome.status,
           }),
@@ -262,7 +263,7 @@ export class Delivery {
         const tries = retry > 0 ? ` after ${retry} ${retry === 1 ? "retry" : "retries"}` : "";
         return void this.#settle(
           batch,
-          new DeliveryError(outcome.reason, `Cannot deliver ${n} messages${tries}: ${this.#redact(outcome.detail)}`, {
+          new DeliveryError(outcome.reason, `Cannot deliver ${nMessages(n)}${tries}: ${this.#redact(outcome.detail)}`, {
             status: outcome.status,
             retries: retry,
             cause: outcome.cause,
@@ -336,8 +337,8 @@ export class Delivery {
     const error = new DeliveryError(
       reason,
       reason === "queue_full"
-        ? `Cannot queue ${n} messages: the queue already holds maxQueueSize (${this.#s.maxQueueSize}) messages`
-        : `Cannot queue ${n} messages: the client is closed`,
+        ? `Cannot queue ${nMessages(n)}: the queue already holds maxQueueSize (${this.#s.maxQueueSize}) messages`
+        : `Cannot queue ${nMessages(n)}: the client is closed`,
     );
     this.#settleCallbacks(new Map(refused.callbacks), refused.json, error);
     this.#report(error, refused.json);

@@ -126,7 +126,10 @@ export async function post(
     const detail = stop.aborted
       ? "the request was aborted"
       : `the request failed: ${(cause as Error)?.message ?? cause}`;
-    return { ok: false, reason: "network", retryable: true, detail, cause };
+    // Deno without --allow-net for the host: no retry can succeed.
+    const name = (cause as Error)?.name;
+    const denied = name === "NotCapable" || name === "PermissionDenied";
+    return { ok: false, reason: "network", retryable: !denied, detail, cause };
   } finally {
     clearTimeout(timer);
     stop.removeEventListener("abort", onStop);
