@@ -36,7 +36,7 @@ function tooLarge(message: Message, json: string): ValidationError {
   let field = "message";
   let largest = 0;
   for (const [key, value] of Object.entries(message)) {
-    const bytes = value === undefined ? 0 : byteLength(JSON.stringify(value) ?? "");
+    const bytes = value === undefined ? 0 : byteLength(serialize({ [key]: value }, message.type)) - key.length - 5;
     if (bytes > largest) [field, largest] = [key, bytes];
   }
   return new ValidationError(
@@ -354,10 +354,10 @@ export class Analytics {
         `Cannot ${type}: no write key is set; set analytics.writeKey, pass { writeKey }, or { send: false } to send nothing`,
       );
     }
-    if (this.#middleware.length > 0) return this.#acceptThroughMiddleware(message, callback);
     const json = serialize(message, type);
     const bytes = boundedByteLength(json);
     if (bytes < 0) throw tooLarge(message, json);
+    if (this.#middleware.length > 0) return this.#acceptThroughMiddleware(message, json, callback);
     this.#hand(json, bytes, callback);
     return message.messageId;
   }
@@ -369,26 +369,26 @@ export class Analytics {
     if (callback !== undefined) queueMicrotask(() => callback(undefined, JSON.parse(json)));
   }
 
-  #acceptThroughMiddleware(message: Message, callback: Callback | undefined): string {
+  #acceptThroughMiddleware(message: Message, original: string, callback: Callback | undefined): string {
     const type = message.type;
     // Middleware gets a private deep copy, so scrubbing never touches the caller's objects.
-    let current: Message | null | undefined = JSON.parse(serialize(message, type));
+    let current: Message | null | undefined = JSON.parse(original);
     for (const fn of this.#middleware) {
       try {
         current = fn(current as Message);
       } catch (cause) {
-        const json = serialize(message, type);
         this.#d.reject(
           new DeliveryError("middleware", `Cannot queue a ${type}: middleware threw: ${(cause as Error)?.message}`, {
             cause,
           }),
-          [json],
+          [original],
           callback,
         );
         return message.messageId;
       }
       if (current == null) {
         if (this.#s.debug) this.#s.logger.debug(`[tally] middleware dropped ${type} ${message.messageId}`);
+        this.#d.drop(JSON.parse(original), callback);
         return message.messageId;
       }
     }
@@ -396,12 +396,11 @@ export class Analytics {
     try {
       json = serialize(current as Message, type);
     } catch (cause) {
-      json = serialize(message, type);
       this.#d.reject(
         new DeliveryError("middleware", `Cannot queue a ${type}: middleware returned an unserializable message`, {
           cause,
         }),
-        [json],
+        [original],
         callback,
       );
       return message.messageId;
@@ -413,7 +412,7 @@ export class Analytics {
           "too_large",
           `Cannot queue a ${type}: after middleware it is over ${MAX_MESSAGE_BYTES} bytes`,
         ),
-        [serialize(message, type)],
+        [original],
         callback,
       );
       return message.messageId;

@@ -96,6 +96,12 @@ export class Delivery {
     refused.json.push(json);
   }
 
+  /** Counts a message that middleware dropped on purpose; its callback hears no error. */
+  drop(message: Message, callback: Callback | undefined): void {
+    this.#stats.dropped++;
+    if (callback !== undefined) queueMicrotask(() => callback(undefined, message));
+  }
+
   /** Reports a message that will not be queued, with a ready error (middleware, size). */
   reject(error: DeliveryError, json: string[], callback: Callback | undefined): void {
     this.#stats.dropped += json.length;
@@ -277,6 +283,15 @@ export class Delivery {
       if (s.debug) this.#debug(`${outcome.detail}; retry ${retry + 1} of ${s.maxRetries} in ${wait} ms`);
       this.#stats.retries++;
       await sleep(wait, this.#stop.signal);
+      if (this.#stop.signal.aborted) {
+        return void this.#settle(
+          batch,
+          new DeliveryError("closed", `Cannot deliver ${nMessages(n)}: close() timed out while they waited to retry`, {
+            retries: retry,
+            status: outcome.status,
+          }),
+        );
+      }
     }
   }
 

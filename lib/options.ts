@@ -166,17 +166,21 @@ const integer = (min: number, max = Number.MAX_SAFE_INTEGER): Check => (name, va
   return value;
 };
 
-const seconds = (min: number, inclusive: boolean): Check => (name, value) => {
+const duration = (unit: string, min: number, inclusive: boolean): Check => (name, value) => {
   if (typeof value !== "number" || !Number.isFinite(value)) {
-    throw new TypeError(`Cannot set ${name}: expected a finite number of seconds, got ${describe(value)}`);
+    throw new TypeError(`Cannot set ${name}: expected a finite number of ${unit}, got ${describe(value)}`);
   }
   if (inclusive ? value < min : value <= min) {
     throw new RangeError(
-      `Cannot set ${name}: expected ${inclusive ? "at least" : "more than"} ${min} seconds, got ${value}`,
+      `Cannot set ${name}: expected ${inclusive ? "at least" : "more than"} ${min} ${unit}, got ${value}`,
     );
   }
   return value;
 };
+const seconds = (min: number, inclusive: boolean): Check => duration("seconds", min, inclusive);
+/** analytics-node's millisecond options: checked as the caller wrote them, stored in seconds. */
+const milliseconds = (min: number, inclusive: boolean): Check => (name, value) =>
+  (duration("milliseconds", min, inclusive)(name, value) as number) / 1000;
 
 const fn: Check = (name, value) => {
   if (typeof value !== "function") {
@@ -246,11 +250,11 @@ export function checkSetting<K extends keyof Settings>(name: K, value: unknown):
 }
 
 /** analytics-node's names: canonical name, and how to convert the alias's value. */
-const ALIASES: Record<string, [keyof Settings, (value: unknown) => unknown]> = {
+const ALIASES: Record<string, [keyof Settings, (value: unknown) => unknown, Check?]> = {
   flushAt: ["uploadSize", (v) => v],
-  flushInterval: ["uploadInterval", (v) => typeof v === "number" ? v / 1000 : v],
+  flushInterval: ["uploadInterval", (v) => v, milliseconds(0, true)],
   disable: ["send", (v) => typeof v === "boolean" ? !v : v],
-  httpRequestTimeout: ["timeout", (v) => typeof v === "number" ? v / 1000 : v],
+  httpRequestTimeout: ["timeout", (v) => v, milliseconds(0, false)],
   httpClient: ["fetch", (v) => v],
 };
 
@@ -278,7 +282,7 @@ export function resolveOptions(options: AnalyticsOptions): Settings {
         "Cannot set httpClient: Tally takes a fetch-compatible function; pass { fetch } instead of an HTTPClient object",
       );
     }
-    const stored = CHECKS[name](key, alias ? alias[1](value) : value);
+    const stored = alias?.[2] ? alias[2](key, value) : CHECKS[name](key, alias ? alias[1](value) : value);
     (settings as unknown as Record<string, unknown>)[name] = stored;
   }
   if (settings.minRetryDelay > settings.maxRetryDelay) {

@@ -82,7 +82,7 @@ function normalize(value: unknown, path: string, parents: object[], action: stri
     }
     const out: Record<string, unknown> = {};
     if (value instanceof Map) {
-      for (const [k, v] of value) out[String(k)] = normalize(v, join(path, String(k)), parents, action);
+      for (const [k, v] of value) put(out, String(k), normalize(v, join(path, String(k)), parents, action));
       return out;
     }
     const toJSON = (value as { toJSON?: unknown }).toJSON;
@@ -96,12 +96,19 @@ function normalize(value: unknown, path: string, parents: object[], action: stri
       } catch (cause) {
         throw new ValidationError(join(path, key), `Cannot ${action}: reading ${join(path, key)} threw`, { cause });
       }
-      out[key] = normalize(item, join(path, key), parents, action);
+      put(out, key, normalize(item, join(path, key), parents, action));
     }
     return out;
   } finally {
     parents.pop();
   }
+}
+
+/** Sets an own property, even one named `__proto__` (which plain assignment would turn into a prototype). */
+function put(out: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === "__proto__") {
+    Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+  } else out[key] = value;
 }
 
 const join = (path: string, key: string): string =>

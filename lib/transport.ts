@@ -85,6 +85,7 @@ export async function post(
   }, settings.timeout * 1000);
   const onStop = () => controller.abort();
   stop.addEventListener("abort", onStop);
+  if (stop.aborted) controller.abort();
   try {
     const response = await fetch(settings.host + settings.path, {
       method: "POST",
