@@ -355,18 +355,19 @@ export class Analytics {
       );
     }
     const json = serialize(message, type);
-    const bytes = boundedByteLength(json);
-    if (bytes < 0) throw tooLarge(message, json);
-    if (this.#middleware.length > 0) return this.#acceptThroughMiddleware(message, json, callback);
-    this.#hand(json, bytes, callback);
+    if (this.#middleware.length > 0 || !s.send) {
+      if (boundedByteLength(json) < 0) throw tooLarge(message, json);
+      if (this.#middleware.length > 0) return this.#acceptThroughMiddleware(message, json, callback);
+    } else if (!this.#d.enqueue(json, callback)) throw tooLarge(message, json);
+    this.#queued(json, callback);
     return message.messageId;
   }
 
-  #hand(json: string, bytes: number, callback: Callback | undefined): void {
+  /** Logs an accepted message; with `send: false`, also answers its callback. */
+  #queued(json: string, callback: Callback | undefined): void {
     const s = this.#s;
     if (s.debug) s.logger.debug(`[tally] queued ${json.length > 300 ? json.slice(0, 300) + "…" : json}`);
-    if (s.send) return this.#d.enqueue(json, bytes, callback);
-    if (callback !== undefined) queueMicrotask(() => callback(undefined, JSON.parse(json)));
+    if (!s.send && callback !== undefined) queueMicrotask(() => callback(undefined, JSON.parse(json)));
   }
 
   #acceptThroughMiddleware(message: Message, original: string, callback: Callback | undefined): string {
@@ -405,8 +406,7 @@ export class Analytics {
       );
       return message.messageId;
     }
-    const bytes = boundedByteLength(json);
-    if (bytes < 0) {
+    if (this.#s.send ? !this.#d.enqueue(json, callback) : boundedByteLength(json) < 0) {
       this.#d.reject(
         new DeliveryError(
           "too_large",
@@ -417,7 +417,7 @@ export class Analytics {
       );
       return message.messageId;
     }
-    this.#hand(json, bytes, callback);
+    this.#queued(json, callback);
     return message.messageId;
   }
 

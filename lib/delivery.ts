@@ -1,10 +1,11 @@
 import { encodeBody, envelopeBytes, MAX_BODY_BYTES } from "./batch.ts";
 import { DeliveryError, type FailureReason } from "./errors.ts";
 import type { Settings } from "./options.ts";
-import { type Batch, Queue, split } from "./queue.ts";
+import { type Batch, Queue, sizeOf, split, textOf } from "./queue.ts";
 import { backoff } from "./retry.ts";
 import { deliverBeforeExit, releaseBeforeExit, sleep, type Timer, unrefTimer } from "./scheduler.ts";
-import { encode, type Outcome, post } from "./transport.ts";
+import { boundedByteLength } from "./serialize.ts";
+import { gzip, type Outcome, post } from "./transport.ts";
 import type { Callback, ErrorHandler, FlushResult, Message, Stats } from "./types.ts";
 
 /** Requests in flight at once per client: enough to fill a link, never a fan-out. */
@@ -54,13 +55,21 @@ export class Delivery {
     this.#s = settings;
   }
 
-  /** Queues one serialized message of `bytes` UTF-8 bytes. */
-  enqueue(json: string, bytes: number, callback: Callback | undefined): void {
+  /**
+   * Queues one serialized message. Returns false, keeping nothing, when it is
+   * over Segment's per-message limit; a refusal (closed, queue full) is
+   * reported through `onError` and still returns true.
+   */
+  enqueue(json: string, callback: Callback | undefined): boolean {
     const s = this.#s;
     const queue = this.#queue;
-    if (this.#closed) return this.refuse("closed", json, callback);
-    if (queue.size >= s.maxQueueSize) return this.refuse("queue_full", json, callback);
-    const seq = queue.push(json, bytes, callback);
+    if (this.#closed || queue.size >= s.maxQueueSize) {
+      if (boundedByteLength(json) < 0) return false;
+      this.refuse(this.#closed ? "closed" : "queue_full", json, callback);
+      return true;
+    }
+    const seq = queue.push(json, callback);
+    if (seq < 0) return false;
     if (!this.#registered) {
       this.#registered = true;
       deliverBeforeExit(this);
@@ -68,7 +77,7 @@ export class Delivery {
     if (s.syncMode) {
       this.#sendThrough = seq;
       this.#drain();
-      return;
+      return true;
     }
     if (
       (queue.size >= s.uploadSize || queue.bytes + queue.size + this.#envelope > MAX_BODY_BYTES) &&
@@ -81,6 +90,7 @@ export class Delivery {
     if (this.#timer === undefined) {
       this.#timer = unrefTimer(setTimeout(() => this.#tick(), s.uploadInterval * 1000));
     }
+    return true;
   }
 
   /** Reports a message that will not be queued, coalescing a burst into one `onError` call. */
@@ -105,7 +115,7 @@ export class Delivery {
   /** Reports a message that will not be queued, with a ready error (middleware, size). */
   reject(error: DeliveryError, json: string[], callback: Callback | undefined): void {
     this.#stats.dropped += json.length;
-    this.#settleCallbacks(callback && new Map([[0, callback]]), json, error);
+    this.#settleCallbacks(callback && new Map([[0, callback]]), (i) => json[i], error);
     this.#report(error, json);
   }
 
@@ -123,7 +133,7 @@ export class Delivery {
   /** Counters, plus what is queued and in flight now. */
   stats(): Stats {
     let inFlight = 0;
-    for (const batch of this.#inflight) inFlight += batch.json.length;
+    for (const batch of this.#inflight) inFlight += sizeOf(batch);
     return { queued: this.#queue.size, inFlight, ...this.#stats };
   }
 
@@ -162,7 +172,7 @@ export class Delivery {
           left,
           new DeliveryError(
             "closed",
-            `Cannot deliver ${nMessages(left.json.length)}: close() timed out before they were sent`,
+            `Cannot deliver ${nMessages(sizeOf(left))}: close() timed out before they were sent`,
           ),
         );
       }
@@ -236,9 +246,10 @@ export class Delivery {
   /** Sends one batch until it settles; returns two halves when the server says 413. */
   async #deliver(batch: Batch): Promise<[Batch, Batch] | undefined> {
     const s = this.#s;
-    const n = batch.json.length;
+    const n = sizeOf(batch);
     for (let retry = 0;; retry++) {
-      const body = await encode(encodeBody(batch.json, new Date().toISOString(), s.writeKey), s.gzip);
+      const plain = encodeBody(batch, new Date().toISOString(), s.writeKey);
+      const body = s.gzip ? await gzip(plain) : plain;
       if (s.debug) this.#debug(`sending ${nMessages(n)} (${body.byteLength} bytes${s.gzip ? ", gzip" : ""})`);
       const outcome: Outcome = await post(body, s, retry, this.#stop.signal);
       this.#stats.bytesSent += body.byteLength;
@@ -297,11 +308,11 @@ export class Delivery {
 
   #settle(batch: Batch, error?: DeliveryError): void {
     this.#inflight.delete(batch);
-    const n = batch.json.length;
+    const n = sizeOf(batch);
     if (error === undefined) this.#stats.delivered += n;
     else this.#stats.failed += n;
-    this.#settleCallbacks(batch.callbacks, batch.json, error);
-    if (error !== undefined) this.#report(error, batch.json);
+    this.#settleCallbacks(batch.callbacks, (i) => textOf(batch, i), error);
+    if (error !== undefined) this.#report(error, Array.from({ length: n }, (_, i) => textOf(batch, i)));
     if (this.#waiters.size > 0) {
       for (const waiter of this.#waiters) {
         const counted = Math.max(0, Math.min(n, waiter.target - batch.first + 1));
@@ -313,11 +324,15 @@ export class Delivery {
     }
   }
 
-  #settleCallbacks(callbacks: Map<number, Callback> | undefined, json: string[], error?: DeliveryError): void {
+  #settleCallbacks(
+    callbacks: Map<number, Callback> | undefined,
+    json: (i: number) => string,
+    error?: DeliveryError,
+  ): void {
     if (callbacks === undefined) return;
     for (const [i, callback] of callbacks) {
       try {
-        callback(error, parse(json[i]));
+        callback(error, parse(json(i)));
       } catch (thrown) {
         this.#s.logger.error("[tally] a callback threw:", thrown);
       }
@@ -355,7 +370,7 @@ export class Delivery {
         ? `Cannot queue ${nMessages(n)}: the queue already holds maxQueueSize (${this.#s.maxQueueSize}) messages`
         : `Cannot queue ${nMessages(n)}: the client is closed`,
     );
-    this.#settleCallbacks(new Map(refused.callbacks), refused.json, error);
+    this.#settleCallbacks(new Map(refused.callbacks), (i) => refused.json[i], error);
     this.#report(error, refused.json);
   }
 
