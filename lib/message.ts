@@ -28,6 +28,10 @@ const kind = (value: unknown): string =>
     ? "a string"
     : typeof value === "number"
     ? `the number ${value}`
+    : value === undefined
+    ? "nothing"
+    : typeof value === "object"
+    ? "an object"
     : `a ${typeof value}`;
 
 function id(action: MessageType, field: string, value: unknown): string | undefined {

@@ -29,7 +29,7 @@ check() { # name, command...
 echo "== static checks"
 check "deno fmt --check" "$deno" fmt --check
 check "deno lint" "$deno" lint
-check "deno check" "$deno" check mod.ts lib/ tests/ examples/ bench/
+check "deno check" "$deno" check mod.ts lib/ tests/ examples/ bench/ cli.ts cli/ scripts/
 check "deno doc --lint mod.ts" "$deno" doc --lint mod.ts
 
 echo "== deno test"
@@ -48,6 +48,20 @@ p=$(grep -E '^ *[0-9]+ pass$' "$log/bun" | tail -n 1 | grep -oE '[0-9]+')
 f=$(grep -E '^ *[0-9]+ fail$' "$log/bun" | tail -n 1 | grep -oE '[0-9]+')
 [ -n "$p" ] || f=$((${f:-0} + 1))
 echo "bun: ${p:-0} passed, ${f:-0} failed"
+passed=$((passed + ${p:-0}))
+failed=$((failed + ${f:-0}))
+
+echo "== tally binary (the CLI tests against the compiled executable)"
+if "$deno" run --allow-run --allow-read --allow-write --allow-env scripts/compile.ts 2>&1 | tee "$log/compile" &&
+  [ "${PIPESTATUS[0]}" -eq 0 ]; then
+  TALLY_BIN=./tally "$bun" test --timeout 30000 tests/cli_test.ts 2>&1 | tee "$log/bin"
+  p=$(grep -E '^ *[0-9]+ pass$' "$log/bin" | tail -n 1 | grep -oE '[0-9]+')
+  f=$(grep -E '^ *[0-9]+ fail$' "$log/bin" | tail -n 1 | grep -oE '[0-9]+')
+  [ -n "$p" ] || f=$((${f:-0} + 1))
+else
+  p=0 f=1
+fi
+echo "binary: ${p:-0} passed, ${f:-0} failed"
 passed=$((passed + ${p:-0}))
 failed=$((failed + ${f:-0}))
 

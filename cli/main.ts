@@ -1,0 +1,97 @@
+/**
+ * `tally`'s dispatcher: the command, `--help`, `--version`, and Segment's
+ * library-e2e-tester convention (`tally --type track --writeKey K ...`).
+ * Every error ends here as one `tally: ...` line on stderr and an exit code:
+ * 0 all delivered, 1 some not delivered, 2 usage error or invalid input.
+ *
+ * @module
+ */
+import { type MessageType, VERSION } from "../mod.ts";
+import { UsageError } from "./args.ts";
+import { CALL_TYPES, runCall } from "./commands.ts";
+import type { Io } from "./io.ts";
+import { runSend } from "./send.ts";
+
+/** `tally --help`. */
+export function mainHelp(): string {
+  return `tally ${VERSION}: send Segment-format analytics from CI pipelines and shell scripts.
+
+Usage:
+  tally track    --user-id U --event "Deploy Finished" --properties '{"service":"api"}'
+  tally identify --user-id U --traits '{"plan":"Free"}'
+  tally page | screen | group | alias [flags]    every field of the call as a flag
+  tally send [FILE ...]                          NDJSON or JSON-array messages from files or stdin
+  tally serve [--port 8787]                      local collector + inspector
+  tally --type track --writeKey K --userId U --event E    (Segment's library-e2e-tester convention)
+
+Common flags: --write-key KEY (else $TALLY_WRITE_KEY, else $SEGMENT_WRITE_KEY), --host URL (else $TALLY_HOST),
+--gzip, --timeout SECONDS, --max-retries N, --retry-delay SECONDS, --dry-run, --json, --debug.
+Run tally COMMAND --help for each command's flags.
+
+Exit codes: 0 all delivered; 1 some messages not delivered; 2 usage error or invalid input.
+`;
+}
+
+/** The collector (lib/collector/serve.ts), loaded only when `tally serve` runs; the binary bundles it. */
+async function serve(args: string[]): Promise<number> {
+  const collector = await import("../lib/collector/serve.ts");
+  return collector.serve(args);
+}
+
+/** The e2e-tester form: `--type T` anywhere among flags, no command word. */
+function e2eType(argv: readonly string[]): [MessageType, string[]] | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    let type: string | undefined;
+    if (arg === "--type") type = argv[i + 1];
+    else if (arg.startsWith("--type=")) type = arg.slice(7);
+    else continue;
+    if (type === undefined || !(CALL_TYPES as string[]).includes(type)) {
+      throw new UsageError(`--type must be one of ${CALL_TYPES.join(", ")}, got ${type ?? "nothing"}`);
+    }
+    const rest = [...argv.slice(0, i), ...argv.slice(arg === "--type" ? i + 2 : i + 1)];
+    return [type as MessageType, rest];
+  }
+  return undefined;
+}
+
+async function dispatch(argv: readonly string[], io: Io): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === "--help" || command === "-h" || command === "help") {
+    const topic = command === "help" ? rest[0] : undefined;
+    if (topic !== undefined && topic !== "serve") return dispatch([topic, "--help"], io);
+    if (topic === undefined) {
+      await io.out(mainHelp());
+      return command === undefined ? 2 : 0;
+    }
+  }
+  if (command === "--version" || command === "-V" || command === "version") {
+    await io.out(`tally ${VERSION}\n`);
+    return 0;
+  }
+  if ((CALL_TYPES as string[]).includes(command)) return runCall(command as MessageType, rest, io);
+  if (command === "send") return runSend(rest, io);
+  if (command === "serve" || (command === "help" && rest[0] === "serve")) {
+    return serve(command === "help" ? ["--help"] : rest);
+  }
+  if (command.startsWith("--")) {
+    const e2e = e2eType(argv);
+    if (e2e !== undefined) return runCall(e2e[0], e2e[1], io);
+  }
+  throw new UsageError(`unknown command "${command}" (see tally --help)`);
+}
+
+/** Runs tally with `argv` (the arguments after the program); resolves to the exit code. */
+export async function main(argv: readonly string[], io: Io): Promise<number> {
+  try {
+    return await dispatch(argv, io);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.error(error.message);
+      return 2;
+    }
+    // A bug of ours: still one line, never a stack trace.
+    io.error(`internal error: ${(error as Error)?.message ?? error}`);
+    return 1;
+  }
+}

@@ -1,0 +1,328 @@
+/**
+ * `tally send [FILE ...]`: a historical import. Reads NDJSON or a JSON array
+ * of Segment-shaped messages (`{"type":"track","userId":...}`) from files or
+ * stdin, streaming, and hands each to the library's object-style call, which
+ * validates it; batching, gzip and retries are the library's.
+ *
+ * "Validated first" means: each message is validated before it is queued.
+ * A bad one is reported as `file:line: why` and skipped, the rest is sent,
+ * and tally exits 2. `--strict` stops reading at the first bad one (what was
+ * queued before it is still delivered). To check a whole input before
+ * anything is sent, run `tally send --dry-run FILE >/dev/null` first.
+ *
+ * Memory stays flat however long the input: a chunk is read only when the
+ * library's queue has room (checked through `stats().queued`).
+ *
+ * @module
+ */
+import { createReadStream, statSync } from "node:fs";
+import process from "node:process";
+import { type DeliveryError, type MessageType, ValidationError } from "../mod.ts";
+import { flagHelp, type FlagSpec, parseArgs, UsageError } from "./args.ts";
+import { COMMON_FLAGS, makeClient } from "./client.ts";
+import type { Io } from "./io.ts";
+import { type Item, ItemReader } from "./ndjson.ts";
+import { bytes, Progress, thousands } from "./progress.ts";
+
+const SEND_FLAGS: readonly FlagSpec[] = [
+  { name: "strict", kind: "boolean", help: "stop at the first invalid message (the default reports each and goes on)" },
+  { name: "batch-size", kind: "integer", value: "N", help: "messages per request, 1 to 2500 (default 100)" },
+  {
+    name: "progress",
+    kind: "boolean",
+    help: "force the progress bar on or off (default: on when stderr is a terminal)",
+  },
+  ...COMMON_FLAGS,
+];
+
+/** `tally send --help`. */
+export function sendHelp(): string {
+  return `Send messages from NDJSON files, JSON-array files or stdin: a historical import.
+
+Usage: tally send [flags] [FILE ...]      (no FILE, or -, reads stdin)
+
+Each line (or array element) is one message in Segment's own shape:
+  {"type":"track","userId":"019mr8mf4r","event":"Shirt Bought","properties":{"revenue":17.9},"timestamp":"2012-10-17T18:58:57.911Z"}
+
+Fields: type, userId, anonymousId, event, properties, traits, name, category, groupId, previousId,
+context, integrations, timestamp, messageId (as the type takes them). Fields Segment sets itself
+(sentAt, receivedAt, originalTimestamp, version, channel, projectId, writeKey, _metadata) are ignored;
+any other field makes the message invalid.
+
+Every message is validated before it is queued; each bad one is reported on stderr as FILE:LINE: why
+and skipped. To check a whole input before sending anything: tally send --dry-run FILE >/dev/null
+
+Examples:
+  tally send events.ndjson
+  zcat events.ndjson.gz | tally send --gzip --json
+
+Flags (each also accepted in camelCase):
+${flagHelp(SEND_FLAGS)}
+
+Exit codes: 0 all delivered; 1 some not delivered; 2 usage error or an invalid message.
+`;
+}
+
+/** Fields each type sends, beside `type` and the common ones. */
+const OWN_FIELDS: Record<MessageType, readonly string[]> = {
+  track: ["userId", "anonymousId", "event", "properties"],
+  identify: ["userId", "anonymousId", "traits"],
+  page: ["userId", "anonymousId", "name", "category", "properties"],
+  screen: ["userId", "anonymousId", "name", "category", "properties"],
+  group: ["userId", "anonymousId", "groupId", "traits"],
+  alias: ["previousId", "userId"],
+};
+const COMMON_FIELDS = ["type", "context", "integrations", "timestamp", "messageId"];
+/** Set by Segment's servers or its browser library; a re-import of an export carries them. */
+const IGNORED_FIELDS = [
+  "sentAt",
+  "receivedAt",
+  "originalTimestamp",
+  "version",
+  "channel",
+  "projectId",
+  "writeKey",
+  "_metadata",
+];
+
+const FIELDS = new Map<string, { allowed: Set<string>; list: string }>(
+  (Object.keys(OWN_FIELDS) as MessageType[]).map((type) => {
+    const own = [...COMMON_FIELDS.slice(0, 1), ...OWN_FIELDS[type], ...COMMON_FIELDS.slice(1)];
+    // alias takes no anonymousId; an exported alias has one, which is not part of what alias sends.
+    const ignored = type === "alias" ? [...IGNORED_FIELDS, "anonymousId"] : IGNORED_FIELDS;
+    return [type, { allowed: new Set([...own, ...ignored]), list: own.join(", ") }];
+  }),
+);
+const TYPES = [...FIELDS.keys()].join(", ");
+
+const describe = (value: unknown): string =>
+  value === null
+    ? "null"
+    : Array.isArray(value)
+    ? "an array"
+    : typeof value === "string"
+    ? "a string"
+    : `a ${typeof value}`;
+
+/** The library call for a parsed message, or why it cannot be made. */
+function checkShape(value: unknown): MessageType | string {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return `expected a JSON object (a message), got ${describe(value)}`;
+  }
+  const type = (value as { type?: unknown }).type;
+  if (type === undefined) return `type is required (one of ${TYPES})`;
+  const fields = typeof type === "string" ? FIELDS.get(type) : undefined;
+  if (fields === undefined) return `type must be one of ${TYPES}, got ${JSON.stringify(type)}`;
+  for (const key in value) {
+    if (!fields.allowed.has(key)) {
+      return `unknown field "${key}" for ${
+        type === "identify" || type === "alias" ? "an" : "a"
+      } ${type} (it takes ${fields.list})`;
+    }
+  }
+  return type as MessageType;
+}
+
+/** One input: a file, or stdin. */
+interface Source {
+  name: string;
+  path: string | undefined;
+  size: number | undefined;
+}
+
+function sources(paths: string[]): Source[] {
+  if (paths.length === 0) paths = ["-"];
+  if (paths.filter((p) => p === "-").length > 1) throw new UsageError("stdin (-) can be read only once");
+  return paths.map((path) => {
+    if (path === "-") return { name: "stdin", path: undefined, size: undefined };
+    let size: number;
+    try {
+      const stat = statSync(path);
+      if (stat.isDirectory()) throw new UsageError(`cannot read ${path}: it is a directory`);
+      size = stat.size;
+    } catch (error) {
+      if (error instanceof UsageError) throw error;
+      const code = (error as { code?: string }).code;
+      throw new UsageError(
+        `cannot read ${path}: ${code === "ENOENT" ? "no such file" : code ?? (error as Error).message}`,
+      );
+    }
+    return { name: path, path, size };
+  });
+}
+
+/** Queued messages above which reading pauses, and below which it resumes. */
+const HIGH_WATER = 8000;
+const LOW_WATER = 2000;
+/** How many messages go by between looks at the queue. */
+const CHECK_EVERY = 100;
+/** Delivery failures printed one per line; the rest only count in the summary. */
+const MAX_FAILURE_LINES = 10;
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The final summary, as `--json` prints it. */
+export interface Summary {
+  /** Messages the server accepted. */
+  sent: number;
+  /** Valid messages that were not delivered. */
+  failed: number;
+  /** Lines (or array elements) that were not valid messages. */
+  invalid: number;
+  /** Request body bytes put on the wire (with --dry-run: printed bodies, uncompressed). */
+  bytes: number;
+  /** Input bytes read. */
+  bytesRead: number;
+  /** Seconds from start to the last message settled. */
+  seconds: number;
+  /** Messages read (valid and invalid). */
+  read: number;
+  /** True with --dry-run: nothing was sent. */
+  dryRun: boolean;
+  /** True when --strict stopped at an invalid message, or Ctrl-C stopped the reading. */
+  stopped: boolean;
+}
+
+/** Runs `tally send ...`; resolves to the exit code. */
+export async function runSend(argv: readonly string[], io: Io): Promise<number> {
+  const parsed = parseArgs(argv, SEND_FLAGS, "send");
+  if (parsed.flags.get("help") === true) {
+    await io.out(sendHelp());
+    return 0;
+  }
+  const inputs = sources(parsed.positionals);
+  const strict = parsed.flags.get("strict") === true;
+  let failureLines = 0;
+  let failedReported = 0;
+  const client = makeClient(parsed, io, {
+    uploadSize: parsed.flags.get("batch-size") as number | undefined,
+    maxQueueSize: HIGH_WATER * 2,
+    onError(error: DeliveryError, messages) {
+      failedReported += messages.length;
+      if (failureLines < MAX_FAILURE_LINES) io.error(`${error.message} (reason: ${error.reason})`);
+      else if (failureLines === MAX_FAILURE_LINES) io.error("more delivery failures: only counted in the summary");
+      failureLines++;
+    },
+  });
+  const { analytics } = client;
+  const started = performance.now();
+  const counts = { messages: 0, bytesRead: 0, delivered: 0, invalid: 0 };
+  const showProgress = (parsed.flags.get("progress") as boolean | undefined) ?? io.errIsTTY;
+  const total = inputs.every((s) => s.size !== undefined) ? inputs.reduce((n, s) => n + s.size!, 0) : undefined;
+  const progress = showProgress
+    ? new Progress(io, () => ({ ...counts, delivered: client.dryRun ? 0 : analytics.stats().delivered }), total)
+    : undefined;
+
+  let stopped = false; // by --strict or Ctrl-C
+  let interrupted = false;
+  const onSigint = () => {
+    if (interrupted) process.exit(130);
+    interrupted = stopped = true;
+    io.error("interrupted: sending what is queued (Ctrl-C again to quit now)");
+  };
+  process.on("SIGINT", onSigint);
+
+  const invalid = (source: Source, line: number, why: string): void => {
+    counts.invalid++;
+    io.error(`${source.name}:${line}: ${why}`);
+    if (strict) stopped = true;
+  };
+
+  const handle = (source: Source, item: Item): void => {
+    counts.messages++;
+    if (item.error !== undefined) return invalid(source, item.line, item.error);
+    let value: unknown;
+    try {
+      value = JSON.parse(item.text);
+    } catch (error) {
+      return invalid(source, item.line, `not valid JSON (${(error as Error).message})`);
+    }
+    const type = checkShape(value);
+    if (!FIELDS.has(type)) return invalid(source, item.line, type);
+    try {
+      (analytics[type as MessageType] as (params: unknown) => string).call(analytics, value);
+    } catch (error) {
+      if (!(error instanceof ValidationError)) throw error;
+      invalid(source, item.line, error.message);
+    }
+  };
+
+  let readError: string | undefined;
+  try {
+    for (const source of inputs) {
+      if (stopped) break;
+      const reader = new ItemReader();
+      if (source.path === undefined && (process.stdin as { isTTY?: boolean }).isTTY) {
+        io.error("reading messages from stdin, one JSON object per line (Ctrl-D to end)");
+      }
+      const stream = source.path === undefined
+        ? process.stdin
+        : createReadStream(source.path, { highWaterMark: 64 * 1024 });
+      let sinceCheck = 0;
+      try {
+        for await (const chunk of stream as AsyncIterable<Uint8Array>) {
+          counts.bytesRead += chunk.byteLength;
+          for (const item of reader.push(chunk)) {
+            handle(source, item);
+            if (stopped) break;
+            if (++sinceCheck >= CHECK_EVERY) {
+              sinceCheck = 0;
+              // Backpressure: the next chunk is read only when the library's queue has room.
+              if (analytics.stats().queued >= HIGH_WATER) {
+                while (analytics.stats().queued > LOW_WATER && !stopped) await sleep(2);
+              }
+            }
+          }
+          if (stopped) break;
+        }
+        if (!stopped) { for (const item of reader.end()) if (!stopped) handle(source, item); }
+      } catch (error) {
+        if (error instanceof ValidationError || error instanceof UsageError) throw error;
+        const code = (error as { code?: string }).code;
+        readError = `cannot read ${source.name}: ${code ?? (error as Error).message}`;
+        io.error(readError);
+        break;
+      } finally {
+        if (source.path !== undefined) (stream as { destroy?: () => void }).destroy?.();
+        else if (stopped) process.stdin.pause();
+      }
+    }
+  } finally {
+    await analytics.close();
+    process.off("SIGINT", onSigint);
+    progress?.stop();
+  }
+
+  const stats = analytics.stats();
+  const summary: Summary = {
+    sent: client.dryRun ? 0 : stats.delivered,
+    failed: Math.max(failedReported, stats.failed + stats.dropped),
+    invalid: counts.invalid,
+    bytes: client.dryRun ? client.printed.bytes : stats.bytesSent,
+    bytesRead: counts.bytesRead,
+    seconds: Math.round(performance.now() - started) / 1000,
+    read: counts.messages,
+    dryRun: client.dryRun,
+    stopped,
+  };
+  if (client.json) await io.out(JSON.stringify(summary) + "\n");
+  else {
+    const valid = counts.messages - counts.invalid;
+    const head = client.dryRun
+      ? `dry run: ${thousands(valid)} valid ${valid === 1 ? "message" : "messages"} in ` +
+        `${thousands(client.printed.bodies)} ${client.printed.bodies === 1 ? "request" : "requests"} ` +
+        `(${bytes(summary.bytes)}), nothing sent`
+      : `sent ${thousands(summary.sent)} of ${thousands(valid)} ${valid === 1 ? "message" : "messages"} ` +
+        `(${bytes(summary.bytes)})`;
+    const tail = [
+      summary.failed > 0 ? `${thousands(summary.failed)} failed` : "",
+      summary.invalid > 0 ? `${thousands(summary.invalid)} invalid` : "",
+      stopped ? "stopped early" : "",
+    ].filter((s) => s !== "").join(", ");
+    io.error(`${head}${tail ? `; ${tail}` : ""} in ${summary.seconds.toFixed(1)} s`);
+  }
+  if (interrupted) return 130;
+  if (summary.invalid > 0 || readError !== undefined) return 2;
+  if (summary.failed > 0) return 1;
+  return 0;
+}
