@@ -3,7 +3,7 @@ import { DeliveryError, type FailureReason } from "./errors.ts";
 import type { Settings } from "./options.ts";
 import { type Batch, Queue, sizeOf, split, textOf } from "./queue.ts";
 import { backoff } from "./retry.ts";
-import { deliverBeforeExit, releaseBeforeExit, sleep, type Timer, unrefTimer } from "./scheduler.ts";
+import { deliverBeforeExit, releaseBeforeExit, sleep, Stopper, type Timer, unrefTimer } from "./scheduler.ts";
 import { boundedByteLength } from "./serialize.ts";
 import { gzip, type Outcome, post } from "./transport.ts";
 import type { Callback, ErrorHandler, FlushResult, Message, Stats } from "./types.ts";
@@ -39,7 +39,7 @@ export class Delivery {
   readonly #inflight = new Set<Batch>();
   readonly #waiters = new Set<Waiter>();
   readonly #refused = new Map<FailureReason, Refused>();
-  readonly #stop = new AbortController();
+  readonly #stop = new Stopper();
   readonly #listeners: ErrorHandler[] = [];
   #slots = 0;
   #timer: Timer | undefined;
@@ -165,7 +165,7 @@ export class Delivery {
     this.#closed = true;
     const result = await this.flush(timeout);
     if (result.pending > 0) {
-      this.#stop.abort();
+      this.#stop.stop();
       const left = this.#queue.takeAll();
       if (left !== undefined) {
         this.#settle(
@@ -251,13 +251,13 @@ export class Delivery {
       const plain = encodeBody(batch, new Date().toISOString(), s.writeKey);
       const body = s.gzip ? await gzip(plain) : plain;
       if (s.debug) this.#debug(`sending ${nMessages(n)} (${body.byteLength} bytes${s.gzip ? ", gzip" : ""})`);
-      const outcome: Outcome = await post(body, s, retry, this.#stop.signal);
+      const outcome: Outcome = await post(body, s, retry, this.#stop);
       this.#stats.bytesSent += body.byteLength;
       if (outcome.ok) {
         if (s.debug) this.#debug(`delivered ${nMessages(n)} (${outcome.status})`);
         return void this.#settle(batch);
       }
-      if (this.#stop.signal.aborted) {
+      if (this.#stop.stopped) {
         return void this.#settle(
           batch,
           new DeliveryError("closed", `Cannot deliver ${nMessages(n)}: close() timed out while they were in flight`, {
@@ -293,8 +293,8 @@ export class Delivery {
       );
       if (s.debug) this.#debug(`${outcome.detail}; retry ${retry + 1} of ${s.maxRetries} in ${wait} ms`);
       this.#stats.retries++;
-      await sleep(wait, this.#stop.signal);
-      if (this.#stop.signal.aborted) {
+      await sleep(wait, this.#stop);
+      if (this.#stop.stopped) {
         return void this.#settle(
           batch,
           new DeliveryError("closed", `Cannot deliver ${nMessages(n)}: close() timed out while they waited to retry`, {

@@ -14,17 +14,51 @@ export function unrefTimer(timer: Timer): Timer {
   return timer;
 }
 
-/** Resolves after `ms`, or at once when `signal` aborts. */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+/**
+ * A stop switch in plain JavaScript. An `AbortController` would do, but
+ * workerd forbids creating one outside a request handler and using one
+ * across requests, and a client is often created at module scope.
+ */
+export class Stopper {
+  #stopped = false;
+  readonly #listeners = new Set<() => void>();
+
+  /** Whether `stop()` was called. */
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  /** Stops, calling every listener once. */
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    for (const listener of this.#listeners) listener();
+    this.#listeners.clear();
+  }
+
+  /** Calls `listener` on stop (at once if stopped); returns a function that unregisters it. */
+  onStop(listener: () => void): () => void {
+    if (this.#stopped) {
+      listener();
+      return () => {};
+    }
+    this.#listeners.add(listener);
+    return () => void this.#listeners.delete(listener);
+  }
+}
+
+/** Resolves after `ms`, or at once when `stopper` stops. */
+export function sleep(ms: number, stopper: Stopper): Promise<void> {
+  if (stopper.stopped) return Promise.resolve();
   return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
+    const timer = setTimeout(() => {
+      off();
       resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done);
+    }, ms);
+    const off = stopper.onStop(() => {
+      clearTimeout(timer);
+      resolve();
+    });
   });
 }
 

@@ -1,4 +1,5 @@
 import type { Settings } from "./options.ts";
+import type { Stopper } from "./scheduler.ts";
 import { isRetryableStatus, parseRetryAfter } from "./retry.ts";
 import { LIBRARY_NAME, VERSION } from "./version.ts";
 
@@ -58,7 +59,7 @@ export async function post(
   body: Uint8Array<ArrayBuffer>,
   settings: Settings,
   retry: number,
-  stop: AbortSignal,
+  stop: Stopper,
 ): Promise<Outcome> {
   const fetch = settings.fetch ?? globalThis.fetch;
   if (typeof fetch !== "function") {
@@ -83,9 +84,7 @@ export async function post(
     timedOut = true;
     controller.abort();
   }, settings.timeout * 1000);
-  const onStop = () => controller.abort();
-  stop.addEventListener("abort", onStop);
-  if (stop.aborted) controller.abort();
+  const off = stop.onStop(() => controller.abort());
   try {
     const response = await fetch(settings.host + settings.path, {
       method: "POST",
@@ -124,7 +123,7 @@ export async function post(
         cause,
       };
     }
-    const detail = stop.aborted
+    const detail = stop.stopped
       ? "the request was aborted"
       : `the request failed: ${(cause as Error)?.message ?? cause}`;
     // Deno without --allow-net for the host: no retry can succeed.
@@ -133,7 +132,7 @@ export async function post(
     return { ok: false, reason: "network", retryable: !denied, detail, cause };
   } finally {
     clearTimeout(timer);
-    stop.removeEventListener("abort", onStop);
+    off();
   }
 }
 
