@@ -6,7 +6,7 @@
  *
  * @example The module-level default client
  * ```ts
- * import analytics from "./mod.ts";
+ * import analytics from "@tally/analytics";
  *
  * analytics.writeKey = "YOUR_WRITE_KEY";
  * analytics.send = false; // this example sends nothing

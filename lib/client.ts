@@ -53,7 +53,7 @@ function tooLarge(message: Message, json: string): ValidationError {
  *
  * @example The seed's positional style
  * ```ts
- * import { Analytics } from "./mod.ts";
+ * import { Analytics } from "@tally/analytics";
  *
  * const analytics = new Analytics({ writeKey: "YOUR_WRITE_KEY", send: false });
  * analytics.identify("019mr8mf4r", { email: "john@example.com", name: "John Smith", friends: 30 });
@@ -63,7 +63,7 @@ function tooLarge(message: Message, json: string): ValidationError {
  *
  * @example analytics-node's object style
  * ```ts
- * import { Analytics } from "./mod.ts";
+ * import { Analytics } from "@tally/analytics";
  *
  * const analytics = new Analytics({ writeKey: "KEY", send: false });
  * analytics.track({ userId: "f4ca124298", event: "Signed Up", properties: { plan: "Enterprise" } });

@@ -1,4 +1,17 @@
-/** Why a message was not delivered. */
+/**
+ * Why a message was not delivered.
+ *
+ * @example
+ * ```ts
+ * import { Analytics, type FailureReason } from "@tally/analytics";
+ *
+ * const counts = new Map<FailureReason, number>();
+ * new Analytics({
+ *   writeKey: "KEY",
+ *   onError: (error, messages) => counts.set(error.reason, (counts.get(error.reason) ?? 0) + messages.length),
+ * });
+ * ```
+ */
 export type FailureReason =
   | "http_status"
   | "network"
@@ -15,7 +28,7 @@ export type FailureReason =
  *
  * @example Catch a bad call
  * ```ts
- * import { Analytics, ValidationError } from "./mod.ts";
+ * import { Analytics, ValidationError } from "@tally/analytics";
  *
  * const analytics = new Analytics({ writeKey: "KEY", send: false });
  * try {
@@ -43,7 +56,7 @@ export class ValidationError extends TypeError {
  *
  * @example Log failures by reason
  * ```ts
- * import { Analytics, type DeliveryError } from "./mod.ts";
+ * import { Analytics, type DeliveryError } from "@tally/analytics";
  *
  * const analytics = new Analytics({
  *   writeKey: "KEY",

@@ -1,6 +1,23 @@
 import type { ErrorHandler, FetchFn, Logger } from "./types.ts";
 
-/** Options of {@linkcode Analytics}; names are the seed's, camelCased, with analytics-node's as aliases. */
+/**
+ * Options of {@linkcode Analytics}; names are the seed's, camelCased, with analytics-node's as aliases.
+ *
+ * @example
+ * ```ts
+ * import { Analytics, type AnalyticsOptions } from "@tally/analytics";
+ *
+ * const options: AnalyticsOptions = {
+ *   writeKey: "YOUR_WRITE_KEY",
+ *   gzip: true,
+ *   uploadSize: 500,
+ *   uploadInterval: 5,
+ *   onError: (error, messages) => console.error(error.message, messages.length),
+ * };
+ * const analytics = new Analytics(options);
+ * await analytics.close();
+ * ```
+ */
 export interface AnalyticsOptions {
   /** The source's write key; required to send. Never logged. */
   writeKey?: string;

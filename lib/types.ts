@@ -1,6 +1,19 @@
 import type { DeliveryError } from "./errors.ts";
 
-/** The six Segment call types. */
+/**
+ * The six Segment call types.
+ *
+ * @example Branch on a message's type
+ * ```ts
+ * import type { Message, MessageType } from "@tally/analytics";
+ *
+ * const label = (message: Message): string => {
+ *   const type: MessageType = message.type;
+ *   return type === "track" ? `track ${message.event}` : type;
+ * };
+ * console.log(label);
+ * ```
+ */
 export type MessageType =
   | "identify"
   | "track"
@@ -9,19 +22,70 @@ export type MessageType =
   | "group"
   | "alias";
 
-/** A user, group or previous id: a non-empty string, or a finite number (sent as a string). */
+/**
+ * A user, group or previous id: a non-empty string, or a finite number (sent as a string).
+ *
+ * @example Numbers are sent as strings
+ * ```ts
+ * import { Analytics, type Id } from "@tally/analytics";
+ *
+ * const analytics = new Analytics({ send: false });
+ * const userId: Id = 42;
+ * analytics.identify(userId, { plan: "Free" }); // sent as userId "42"
+ * ```
+ */
 export type Id = string | number;
 
-/** A JSON-like object of properties, traits or context (Dates, BigInts, Maps and Sets are converted). */
+/**
+ * A JSON-like object of properties, traits or context (Dates, BigInts, Maps and Sets are converted).
+ *
+ * @example Properties with a Date and a BigInt
+ * ```ts
+ * import { Analytics, type Properties } from "@tally/analytics";
+ *
+ * const properties: Properties = { plan: "Pro", renewsAt: new Date(), seats: 12n };
+ * new Analytics({ send: false }).track("user-1", "Plan Renewed", properties);
+ * ```
+ */
 export type Properties = Record<string, unknown>;
 
-/** A timestamp: a `Date`, or an ISO-8601 string with `Z` or an offset. */
+/**
+ * A timestamp: a `Date`, or an ISO-8601 string with `Z` or an offset.
+ *
+ * @example A historical event
+ * ```ts
+ * import { Analytics, type Timestamp } from "@tally/analytics";
+ *
+ * const timestamp: Timestamp = "2016-06-06T01:46:33.939+07:00"; // a zone is required
+ * new Analytics({ send: false }).track("user-1", "Bought a game", {}, { timestamp });
+ * ```
+ */
 export type Timestamp = Date | string;
 
-/** Destinations to turn on or off, such as `{ All: false, KISSmetrics: true }`. */
+/**
+ * Destinations to turn on or off, such as `{ All: false, KISSmetrics: true }`.
+ *
+ * @example Send to one destination only
+ * ```ts
+ * import { Analytics, type Integrations } from "@tally/analytics";
+ *
+ * const integrations: Integrations = { All: false, KISSmetrics: true };
+ * new Analytics({ send: false }).track("9742", "Song Played", {}, { integrations });
+ * ```
+ */
 export type Integrations = Record<string, boolean | Record<string, unknown>>;
 
-/** The fields every call accepts; the trailing options object of the positional style. */
+/**
+ * The fields every call accepts; the trailing options object of the positional style.
+ *
+ * @example An anonymous visitor with context
+ * ```ts
+ * import { Analytics, type CallOptions } from "@tally/analytics";
+ *
+ * const options: CallOptions = { anonymousId: "anon-1", context: { ip: "1.2.3.4" } };
+ * new Analytics({ send: false }).page(null, "Docs", "Install", { url: "https://example.com" }, options);
+ * ```
+ */
 export interface CallOptions {
   /** An anonymous id, required when there is no `userId`. */
   anonymousId?: Id | null;
@@ -35,7 +99,17 @@ export interface CallOptions {
   messageId?: string | null;
 }
 
-/** The object-style `identify()` parameters. */
+/**
+ * The object-style `identify()` parameters.
+ *
+ * @example
+ * ```ts
+ * import { Analytics, type IdentifyParams } from "@tally/analytics";
+ *
+ * const params: IdentifyParams = { userId: "019mr8mf4r", traits: { email: "john@example.com" } };
+ * new Analytics({ send: false }).identify(params);
+ * ```
+ */
 export interface IdentifyParams extends CallOptions {
   /** The user's id in your database. */
   userId?: Id | null;
@@ -43,7 +117,17 @@ export interface IdentifyParams extends CallOptions {
   traits?: Properties | null;
 }
 
-/** The object-style `track()` parameters. */
+/**
+ * The object-style `track()` parameters.
+ *
+ * @example
+ * ```ts
+ * import { Analytics, type TrackParams } from "@tally/analytics";
+ *
+ * const params: TrackParams = { userId: "f4ca124298", event: "Signed Up", properties: { plan: "Enterprise" } };
+ * new Analytics({ send: false }).track(params);
+ * ```
+ */
 export interface TrackParams extends CallOptions {
   /** The user's id in your database. */
   userId?: Id | null;
@@ -53,7 +137,19 @@ export interface TrackParams extends CallOptions {
   properties?: Properties | null;
 }
 
-/** The object-style `page()` and `screen()` parameters. */
+/**
+ * The object-style `page()` and `screen()` parameters.
+ *
+ * @example
+ * ```ts
+ * import { Analytics, type PageParams } from "@tally/analytics";
+ *
+ * const params: PageParams = { userId: "user_id", category: "Docs", name: "Python", properties: { url: "http://segment.com" } };
+ * const analytics = new Analytics({ send: false });
+ * analytics.page(params);
+ * analytics.screen({ ...params, category: "Settings", name: "Brightness" });
+ * ```
+ */
 export interface PageParams extends CallOptions {
   /** The user's id in your database. */
   userId?: Id | null;
@@ -65,7 +161,17 @@ export interface PageParams extends CallOptions {
   properties?: Properties | null;
 }
 
-/** The object-style `group()` parameters. */
+/**
+ * The object-style `group()` parameters.
+ *
+ * @example
+ * ```ts
+ * import { Analytics, type GroupParams } from "@tally/analytics";
+ *
+ * const params: GroupParams = { userId: "user_id", groupId: "group_id", traits: { name: "Initech" } };
+ * new Analytics({ send: false }).group(params);
+ * ```
+ */
 export interface GroupParams extends CallOptions {
   /** The user's id in your database. */
   userId?: Id | null;
@@ -75,7 +181,17 @@ export interface GroupParams extends CallOptions {
   traits?: Properties | null;
 }
 
-/** The object-style `alias()` parameters. */
+/**
+ * The object-style `alias()` parameters.
+ *
+ * @example
+ * ```ts
+ * import { Analytics, type AliasParams } from "@tally/analytics";
+ *
+ * const params: AliasParams = { previousId: "92734232-2342423423-973945", userId: "1234" };
+ * new Analytics({ send: false }).alias(params);
+ * ```
+ */
 export interface AliasParams extends Omit<CallOptions, "anonymousId"> {
   /** The id the user had before. */
   previousId: Id;
@@ -83,7 +199,20 @@ export interface AliasParams extends Omit<CallOptions, "anonymousId"> {
   userId: Id;
 }
 
-/** A message as it is sent to Segment (inside a batch). */
+/**
+ * A message as it is sent to Segment (inside a batch).
+ *
+ * @example Read the message a call built
+ * ```ts
+ * import { Analytics, type Message } from "@tally/analytics";
+ *
+ * const analytics = new Analytics({ send: false });
+ * analytics.track("user-1", "Signed Up", {}, {}, (_error, message: Message) => {
+ *   console.log(message.type, message.messageId, message.context.library.name); // "track" "…" "@tally/analytics"
+ * });
+ * await analytics.flush();
+ * ```
+ */
 export interface Message {
   /** The call type. */
   type: MessageType;
@@ -115,16 +244,61 @@ export interface Message {
   previousId?: string;
 }
 
-/** Called once per call when its message is delivered (`error` undefined) or will not be. */
+/**
+ * Called once per call when its message is delivered (`error` undefined) or will not be.
+ *
+ * @example
+ * ```ts
+ * import { Analytics, type Callback } from "@tally/analytics";
+ *
+ * const callback: Callback = (error, message) => {
+ *   if (error) console.error("not delivered:", message.messageId, error.reason);
+ * };
+ * new Analytics({ send: false }).track("user-1", "Signed Up", { plan: "Pro" }, {}, callback);
+ * ```
+ */
 export type Callback = (error: DeliveryError | undefined, message: Message) => void;
 
-/** Called for every batch of messages that will not be delivered. */
+/**
+ * Called for every batch of messages that will not be delivered.
+ *
+ * @example
+ * ```ts
+ * import { Analytics, type ErrorHandler } from "@tally/analytics";
+ *
+ * const onError: ErrorHandler = (error, messages) => console.error(error.reason, error.status, messages.length);
+ * new Analytics({ writeKey: "KEY", onError });
+ * ```
+ */
 export type ErrorHandler = (error: DeliveryError, messages: Message[]) => void;
 
-/** Middleware: returns the (possibly changed) message, or `null` to drop it. */
+/**
+ * Middleware: returns the (possibly changed) message, or `null` to drop it.
+ *
+ * @example Scrub emails, drop health checks
+ * ```ts
+ * import { Analytics, type Middleware } from "@tally/analytics";
+ *
+ * const scrub: Middleware = (message) => {
+ *   if (message.traits) delete message.traits.email;
+ *   return message.event === "Health Check" ? null : message;
+ * };
+ * new Analytics({ send: false }).use(scrub);
+ * ```
+ */
 export type Middleware = (message: Message) => Message | null | undefined;
 
-/** A console-like logger. */
+/**
+ * A console-like logger.
+ *
+ * @example Debug lines to stderr only
+ * ```ts
+ * import { Analytics, type Logger } from "@tally/analytics";
+ *
+ * const logger: Logger = { debug: console.error, info: console.error, warn: console.error, error: console.error };
+ * new Analytics({ send: false, debug: true, logger });
+ * ```
+ */
 export interface Logger {
   /** Debug-level lines (only when `debug` is on). */
   debug(...args: unknown[]): void;
@@ -136,10 +310,33 @@ export interface Logger {
   error(...args: unknown[]): void;
 }
 
-/** The `fetch` function the client sends with. */
+/**
+ * The `fetch` function the client sends with.
+ *
+ * @example Wrap fetch to add a header
+ * ```ts
+ * import { Analytics, type FetchFn } from "@tally/analytics";
+ *
+ * const withTrace: FetchFn = (url, init) =>
+ *   fetch(url, { ...init, headers: { ...init.headers as Record<string, string>, "X-Trace": "1" } });
+ * new Analytics({ writeKey: "KEY", fetch: withTrace });
+ * ```
+ */
 export type FetchFn = (input: string, init: RequestInit) => Promise<Response>;
 
-/** Counters since the client was created. */
+/**
+ * Counters since the client was created.
+ *
+ * @example
+ * ```ts
+ * import { Analytics, type Stats } from "@tally/analytics";
+ *
+ * const analytics = new Analytics({ send: false });
+ * analytics.track("user-1", "Signed Up");
+ * const stats: Stats = analytics.stats();
+ * console.log(stats.queued, stats.delivered, stats.failed);
+ * ```
+ */
 export interface Stats {
   /** Messages waiting in the queue. */
   queued: number;
@@ -159,7 +356,19 @@ export interface Stats {
   bytesSent: number;
 }
 
-/** What `flush()` saw of the messages queued before it was called. */
+/**
+ * What `flush()` saw of the messages queued before it was called.
+ *
+ * @example
+ * ```ts
+ * import { Analytics, type FlushResult } from "@tally/analytics";
+ *
+ * const analytics = new Analytics({ send: false });
+ * analytics.track("user-1", "Signed Up");
+ * const result: FlushResult = await analytics.flush({ timeout: 2000 });
+ * console.log(result.delivered, result.failed, result.pending);
+ * ```
+ */
 export interface FlushResult {
   /** Messages delivered while the flush waited. */
   delivered: number;
@@ -169,7 +378,17 @@ export interface FlushResult {
   pending: number;
 }
 
-/** Options of `flush()`, `close()` and `closeAndFlush()`. */
+/**
+ * Options of `flush()`, `close()` and `closeAndFlush()`.
+ *
+ * @example
+ * ```ts
+ * import { Analytics, type FlushOptions } from "@tally/analytics";
+ *
+ * const options: FlushOptions = { timeout: 5000 };
+ * await new Analytics({ send: false }).closeAndFlush(options);
+ * ```
+ */
 export interface FlushOptions {
   /** Stop waiting after this many milliseconds. */
   timeout?: number;
