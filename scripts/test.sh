@@ -29,8 +29,10 @@ check() { # name, command...
 echo "== static checks"
 check "deno fmt --check" "$deno" fmt --check
 check "deno lint" "$deno" lint
-check "deno check" "$deno" check mod.ts lib/ tests/ examples/ bench/ cli.ts cli/ scripts/
-check "deno doc --lint mod.ts" "$deno" doc --lint mod.ts
+check "deno check" "$deno" check mod.ts testing.ts lib/ tests/ examples/ bench/ cli.ts cli/ scripts/
+check "deno doc --lint" "$deno" doc --lint mod.ts testing.ts
+check "deno test --doc (every example in the docs)" "$deno" test --doc mod.ts testing.ts lib/*.ts
+check "deno publish --dry-run" "$deno" publish --dry-run --allow-dirty
 
 echo "== deno test"
 "$deno" test --allow-net=127.0.0.1 --allow-run --allow-read --allow-env tests/ 2>&1 | tee "$log/deno"
@@ -64,6 +66,32 @@ fi
 echo "binary: ${p:-0} passed, ${f:-0} failed"
 passed=$((passed + ${p:-0}))
 failed=$((failed + ${f:-0}))
+
+count() { # label, log file, pass pattern, fail pattern
+  local p f
+  p=$(grep -oE "$3" "$2" | tail -n 1 | grep -oE '[0-9]+')
+  f=$(grep -oE "$4" "$2" | tail -n 1 | grep -oE '[0-9]+')
+  [ -n "$p" ] || f=$((${f:-0} + 1)) # the runner itself broke
+  echo "$1: ${p:-0} passed, ${f:-0} failed"
+  passed=$((passed + ${p:-0}))
+  failed=$((failed + ${f:-0}))
+}
+
+echo "== node test (the npm build: tsc, package.json, publint, attw, then the tests under Node)"
+version=$(grep -oE '"version": *"[^"]+"' deno.json | head -n 1 | grep -oE '[0-9][^"]*')
+"$deno" run -A scripts/build_npm.ts "$version" 2>&1 | tee "$log/node"
+rc=${PIPESTATUS[0]}
+count node "$log/node" '^# pass [0-9]+$' '^# fail [0-9]+$'
+if [ "$rc" -ne 0 ] && ! grep -qE '^# fail [1-9]' "$log/node"; then
+  echo "FAIL the npm build itself (exit $rc)"
+  failed=$((failed + 1))
+fi
+
+echo "== consumers (the packed tarball in Node, Bun, Deno and workerd)"
+"$deno" run -A scripts/consumers.ts --no-build 2>&1 | tee "$log/consumers"
+line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log/consumers" | tail -n 1)
+echo "$line" >"$log/consumers.total"
+count consumers "$log/consumers.total" '^[0-9]+ passed' '[0-9]+ failed$'
 
 echo
 echo "$passed passed, $failed failed"

@@ -1,0 +1,368 @@
+#!/usr/bin/env -S deno run --allow-read --allow-write --allow-run --allow-env --allow-net=127.0.0.1 --allow-sys
+/**
+ * The npm build, doing what dnt does without dnt: `build_npm.ts VERSION`
+ *
+ * 1. empties `npm/`;
+ * 2. compiles the library (mod.ts, testing.ts, lib/, and cli.ts with cli/ when
+ *    present) with the TypeScript compiler API into ESM JavaScript and `.d.ts`
+ *    under `npm/esm/`, rewriting `.ts` import specifiers to `.js`;
+ * 3. writes `npm/package.json` and copies README.md and LICENSE;
+ * 4. compiles tests/ into `npm/.tests/` (outside the package's `files`), with
+ *    their imports of the library pointing at the built files, and runs them
+ *    with `node --test`; prints `# pass N` / `# fail N`;
+ * 5. packs `npm/` into `npm/.pack/` and checks the tarball with `publint` and
+ *    `attw` (`@arethetypeswrong/cli`).
+ *
+ * Flags: `--no-test` skips step 4, `--no-pack` skips step 5. Exits non-zero
+ * when compiling, a test, or a package check fails.
+ *
+ * Run: `node_modules/.bin/deno run -A scripts/build_npm.ts 0.1.0` (Bun runs it too).
+ *
+ * @module
+ */
+import { spawnSync } from "node:child_process";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { dirname, join, relative, resolve, sep } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import ts from "typescript";
+
+const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
+const OUT = join(ROOT, "npm");
+const ESM = join(OUT, "esm");
+const TESTS_OUT = join(OUT, ".tests");
+const PACK_OUT = join(OUT, ".pack");
+const BIN = join(ROOT, "node_modules", ".bin");
+const NAME = "@tally/analytics";
+const DESCRIPTION = "A Segment-compatible analytics client on web standards, for Deno, Bun, Node and Cloudflare " +
+  "Workers, with a CLI and an in-memory test recorder. No dependencies.";
+/** Node 20 is the oldest with a global `crypto` (crypto.randomUUID) without a flag; 18 needs one. */
+const NODE_ENGINES = ">=20";
+
+const say = (line: string): void => console.log(`[build_npm] ${line}`);
+const fail = (line: string): never => {
+  console.error(`[build_npm] ${line}`);
+  process.exit(1);
+};
+const posix = (path: string): string => path.split(sep).join("/");
+
+// ---- arguments
+
+const args = process.argv.slice(2);
+const version = args.find((arg) => !arg.startsWith("--"));
+const runTests = !args.includes("--no-test");
+const pack = !args.includes("--no-pack");
+if (version === undefined || !/^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/.test(version)) {
+  console.error("usage: build_npm.ts VERSION [--no-test] [--no-pack]   (VERSION: semver, such as 0.1.0)");
+  process.exit(2);
+}
+
+// ---- the library
+
+/** Every .ts file under `dir` (relative to ROOT), tests left out. */
+function tsFilesUnder(dir: string): string[] {
+  const abs = join(ROOT, dir);
+  if (!existsSync(abs)) return [];
+  return readdirSync(abs, { withFileTypes: true }).flatMap((entry) => {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) return tsFilesUnder(path);
+    return entry.name.endsWith(".ts") && !entry.name.endsWith("_test.ts") && !entry.name.endsWith(".d.ts")
+      ? [path]
+      : [];
+  });
+}
+
+/** Public entry points: export subpath -> source file. */
+const ENTRIES: [string, string][] = [[".", "mod.ts"], ["./testing", "testing.ts"]];
+const hasCli = existsSync(join(ROOT, "cli.ts"));
+/**
+ * Everything compiled into the package: the entries, and every file under
+ * lib/ and cli/, since some modules are loaded by computed specifiers (the
+ * collector, the inspector) that no import graph shows.
+ */
+const SOURCES = [
+  ...ENTRIES.map(([, file]) => file).filter((file) => existsSync(join(ROOT, file))),
+  ...(hasCli ? ["cli.ts"] : []),
+  ...tsFilesUnder("lib"),
+  ...tsFilesUnder("cli"),
+];
+const SOURCE_SET = new Set(SOURCES.map((file) => join(ROOT, file)));
+
+const BASE_OPTIONS: ts.CompilerOptions = {
+  target: ts.ScriptTarget.ES2022,
+  module: ts.ModuleKind.ESNext,
+  moduleResolution: ts.ModuleResolutionKind.Bundler,
+  lib: ["lib.es2022.d.ts", "lib.dom.d.ts", "lib.dom.iterable.d.ts"],
+  types: ["node"],
+  typeRoots: [join(ROOT, "node_modules", "@types")],
+  strict: true,
+  noImplicitOverride: true,
+  noImplicitReturns: true,
+  noFallthroughCasesInSwitch: true,
+  isolatedModules: true,
+  skipLibCheck: true,
+  rewriteRelativeImportExtensions: true,
+  newLine: ts.NewLineKind.LineFeed,
+  rootDir: ROOT,
+};
+
+function report(diagnostics: readonly ts.Diagnostic[]): string {
+  return ts.formatDiagnostics(diagnostics, {
+    getCanonicalFileName: (f) => f,
+    getCurrentDirectory: () => ROOT,
+    getNewLine: () => "\n",
+  });
+}
+
+say(`${NAME}@${version}: emptying npm/`);
+rmSync(OUT, { recursive: true, force: true });
+mkdirSync(ESM, { recursive: true });
+
+say(`compiling ${SOURCES.length} files to npm/esm/ (ESM + .d.ts, TypeScript ${ts.version})`);
+{
+  const program = ts.createProgram([...SOURCE_SET], { ...BASE_OPTIONS, outDir: ESM, declaration: true });
+  const diagnostics = ts.getPreEmitDiagnostics(program);
+  if (diagnostics.length > 0) fail(`type errors:\n${report(diagnostics)}`);
+  const emitted = program.emit();
+  if (emitted.emitSkipped || emitted.diagnostics.length > 0) fail(`emit failed:\n${report(emitted.diagnostics)}`);
+}
+
+// The version the code reports must be the version published.
+{
+  const versionJs = readFileSync(join(ESM, "lib", "version.js"), "utf8");
+  const stated = versionJs.match(/VERSION = "([^"]+)"/)?.[1];
+  if (stated !== version) {
+    fail(`lib/version.ts says ${stated}, not ${version}: bump it (and deno.json) before building ${version}`);
+  }
+}
+
+if (hasCli) {
+  // cli.ts starts with a Deno shebang; the npm bin runs on Node.
+  const cli = join(ESM, "cli.js");
+  const code = readFileSync(cli, "utf8").replace(/^#!.*\n/, "");
+  writeFileSync(cli, `#!/usr/bin/env node\n${code}`);
+  chmodSync(cli, 0o755);
+}
+
+// ---- package.json, README, LICENSE
+
+const exportsMap: Record<string, unknown> = {};
+for (const [subpath, file] of ENTRIES) {
+  if (!existsSync(join(ROOT, file))) continue;
+  const base = `./esm/${file.replace(/\.ts$/, "")}`;
+  exportsMap[subpath] = { types: `${base}.d.ts`, default: `${base}.js` };
+}
+exportsMap["./package.json"] = "./package.json";
+
+const packageJson = {
+  name: NAME,
+  version,
+  description: DESCRIPTION,
+  license: "MIT",
+  keywords: ["analytics", "segment", "tracking", "deno", "bun", "cloudflare-workers", "edge"],
+  type: "module",
+  main: "./esm/mod.js",
+  types: "./esm/mod.d.ts",
+  exports: exportsMap,
+  ...(hasCli ? { bin: { tally: "./esm/cli.js" } } : {}),
+  files: ["esm/", "README.md", "LICENSE"],
+  sideEffects: false,
+  engines: { node: NODE_ENGINES },
+};
+writeFileSync(join(OUT, "package.json"), JSON.stringify(packageJson, null, 2) + "\n");
+copyFileSync(join(ROOT, "README.md"), join(OUT, "README.md"));
+copyFileSync(join(ROOT, "LICENSE"), join(OUT, "LICENSE"));
+say(`wrote npm/package.json (exports: ${Object.keys(exportsMap).join(", ")}${hasCli ? "; bin: tally" : ""})`);
+
+// ---- the tests, under Node, against the built files
+
+let failed = false;
+
+/**
+ * Where a relative `.ts` specifier in a test file points once compiled: at
+ * the built package file when it names a library source, else at the
+ * compiled sibling under npm/.tests/.
+ */
+function rewriteSpecifier(fromSource: string, specifier: string): string {
+  if (!/^\.\.?\//.test(specifier) || !specifier.endsWith(".ts")) return specifier;
+  const target = resolve(dirname(fromSource), specifier);
+  const rel = relative(ROOT, target).replace(/\.ts$/, ".js");
+  const built = SOURCE_SET.has(target) ? join(ESM, rel) : join(TESTS_OUT, rel);
+  const fromOut = join(TESTS_OUT, relative(ROOT, fromSource));
+  const path = posix(relative(dirname(fromOut), built));
+  return path.startsWith(".") ? path : `./${path}`;
+}
+
+/**
+ * Rewrites, in compiled tests: import/export specifiers and `new URL("./x.ts",
+ * import.meta.url)` paths (children the tests spawn) as above; and drops the
+ * `--experimental-strip-types` flag a test passes to a Node child, since the
+ * child is compiled JavaScript too (Node 20 rejects the flag).
+ */
+const testTransformer: ts.TransformerFactory<ts.SourceFile> = (context) => (sourceFile) => {
+  const f = context.factory;
+  const from = sourceFile.fileName;
+  const literal = (node: ts.Expression): ts.Expression =>
+    ts.isStringLiteral(node) ? f.createStringLiteral(rewriteSpecifier(from, node.text)) : node;
+  const visit = (node: ts.Node): ts.Node => {
+    if (ts.isImportDeclaration(node)) {
+      return f.updateImportDeclaration(
+        node,
+        node.modifiers,
+        node.importClause,
+        literal(node.moduleSpecifier),
+        node.attributes,
+      );
+    }
+    if (ts.isExportDeclaration(node) && node.moduleSpecifier !== undefined) {
+      return f.updateExportDeclaration(
+        node,
+        node.modifiers,
+        node.isTypeOnly,
+        node.exportClause,
+        literal(node.moduleSpecifier),
+        node.attributes,
+      );
+    }
+    if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword && node.arguments[0]) {
+      return f.updateCallExpression(node, node.expression, node.typeArguments, [
+        literal(node.arguments[0]),
+        ...node.arguments.slice(1).map((arg) => ts.visitNode(arg, visit) as ts.Expression),
+      ]);
+    }
+    if (
+      ts.isNewExpression(node) && ts.isIdentifier(node.expression) && node.expression.text === "URL" &&
+      node.arguments?.length === 2 && ts.isStringLiteral(node.arguments[0]) &&
+      node.arguments[1].getText(sourceFile) === "import.meta.url"
+    ) {
+      return f.updateNewExpression(node, node.expression, node.typeArguments, [
+        literal(node.arguments[0]),
+        node.arguments[1],
+      ]);
+    }
+    if (ts.isArrayLiteralExpression(node)) {
+      const kept = node.elements.filter((e) => !(ts.isStringLiteral(e) && e.text === "--experimental-strip-types"));
+      if (kept.length !== node.elements.length) {
+        return f.updateArrayLiteralExpression(node, kept.map((e) => ts.visitNode(e, visit) as ts.Expression));
+      }
+    }
+    return ts.visitEachChild(node, visit, context);
+  };
+  return ts.visitNode(sourceFile, visit) as ts.SourceFile;
+};
+
+/** Files under tests/ (relative to ROOT), consumers left out: they run through scripts/consumers.ts. */
+function testTree(dir: string): string[] {
+  return readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((entry) => {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) return path === join("tests", "consumers") ? [] : testTree(path);
+    return [path];
+  });
+}
+
+if (runTests) {
+  const files = testTree("tests");
+  const tsTests = files.filter((file) => file.endsWith(".ts"));
+  say(`compiling ${tsTests.length} test files to npm/.tests/ (imports of the library point at npm/esm/)`);
+  const program = ts.createProgram(tsTests.map((file) => join(ROOT, file)), {
+    ...BASE_OPTIONS,
+    outDir: TESTS_OUT,
+    declaration: false,
+  });
+  const testDiagnostics = ts.getPreEmitDiagnostics(program).filter((d) =>
+    d.file === undefined || !SOURCE_SET.has(resolve(d.file.fileName))
+  );
+  if (testDiagnostics.length > 0) {
+    // deno check is the gate for the tests' types; here they only need to run.
+    say(`note: tsc reports type errors in tests (run anyway):\n${report(testDiagnostics)}`);
+  }
+  for (const file of tsTests) {
+    const sourceFile = program.getSourceFile(join(ROOT, file));
+    if (sourceFile === undefined) fail(`tsc did not load ${file}`);
+    const emitted = program.emit(sourceFile, undefined, undefined, false, { before: [testTransformer] });
+    if (emitted.emitSkipped) fail(`could not compile ${file}:\n${report(emitted.diagnostics)}`);
+  }
+  // Fixtures and data files beside the tests, and the sources, for tests that read them (tests/imports_test.ts).
+  for (const file of [...files.filter((f) => !f.endsWith(".ts")), ...SOURCES]) {
+    mkdirSync(dirname(join(TESTS_OUT, file)), { recursive: true });
+    copyFileSync(join(ROOT, file), join(TESTS_OUT, file));
+  }
+  writeFileSync(join(TESTS_OUT, "package.json"), '{ "type": "module", "private": true }\n');
+
+  const testFiles = tsTests.filter((file) => file.endsWith("_test.ts")).map((file) =>
+    join(TESTS_OUT, file.replace(/\.ts$/, ".js"))
+  );
+  const tap = join(TESTS_OUT, "results.tap");
+  say(`node --test on ${testFiles.length} files`);
+  const run = spawnSync(
+    "node",
+    [
+      "--test",
+      "--test-timeout=60000",
+      "--test-reporter=spec",
+      "--test-reporter-destination=stdout",
+      "--test-reporter=tap",
+      `--test-reporter-destination=${tap}`,
+      ...testFiles,
+    ],
+    {
+      cwd: TESTS_OUT,
+      stdio: ["ignore", "inherit", "inherit"],
+      // CLI tests run the npm bin (tests/cli_test.ts runs $TALLY_BIN when it is set).
+      env: { ...process.env, NO_COLOR: "1", ...(hasCli ? { TALLY_BIN: join(ESM, "cli.js") } : {}) },
+    },
+  );
+  const results = existsSync(tap) ? readFileSync(tap, "utf8") : "";
+  const count = (key: string): number => Number(results.match(new RegExp(`^# ${key} (\\d+)$`, "m"))?.[1] ?? 0);
+  const [pass, fails, skipped] = [count("pass"), count("fail"), count("skipped")];
+  console.log(`# node ${spawnSync("node", ["--version"], { encoding: "utf8" }).stdout.trim()}`);
+  console.log(`# tests ${count("tests")}`);
+  console.log(`# pass ${pass}`);
+  console.log(`# fail ${fails}`);
+  console.log(`# skipped ${skipped}`);
+  if (run.status !== 0 || fails > 0 || pass === 0) {
+    failed = true;
+    say(`node --test failed (exit ${run.status}, ${fails} failed, ${pass} passed)`);
+  }
+}
+
+// ---- npm pack, publint, attw
+
+function tool(name: string, toolArgs: string[], cwd = ROOT): boolean {
+  const path = existsSync(join(BIN, name)) ? join(BIN, name) : name;
+  say(`$ ${name} ${toolArgs.map((a) => posix(relative(ROOT, a)) || a).join(" ")}`);
+  const result = spawnSync(path, toolArgs, { cwd, stdio: ["ignore", "inherit", "inherit"], env: process.env });
+  if (result.error) say(`${name}: ${result.error.message}`);
+  return result.status === 0;
+}
+
+if (pack) {
+  mkdirSync(PACK_OUT, { recursive: true });
+  const packed = spawnSync("npm", ["pack", "--json", "--pack-destination", PACK_OUT], { cwd: OUT, encoding: "utf8" });
+  if (packed.status !== 0) fail(`npm pack failed:\n${packed.stderr}`);
+  const info = JSON.parse(packed.stdout)[0] as { filename: string; files: { path: string }[]; size: number };
+  const tarball = join(PACK_OUT, info.filename);
+  say(`packed npm/.pack/${info.filename}: ${info.files.length} files, ${info.size} bytes`);
+  const leaked = info.files.filter((file) => !/^(esm\/|README\.md$|LICENSE$|package\.json$)/.test(file.path));
+  if (leaked.length > 0) {
+    failed = true;
+    say(`files that should not ship: ${leaked.map((f) => f.path).join(", ")}`);
+  }
+  // --strict: warnings fail the build too.
+  if (!tool("publint", ["run", tarball, "--strict"])) failed = true;
+  // ESM only (no CommonJS build): attw's esm-only profile leaves out node10 and node16-from-CJS resolution,
+  // which by design find no CommonJS entry. Node >= 20.19 can still require() the ESM build.
+  if (!tool("attw", [tarball, "--profile", "esm-only", "--format", "table"])) failed = true;
+}
+
+if (failed) fail("FAILED");
+say(`done: npm/ holds ${NAME}@${version}${pack ? "; the tarball is in npm/.pack/" : ""}`);
