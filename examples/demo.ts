@@ -1,17 +1,20 @@
 /**
- * Runs every example against a recording receiver on 127.0.0.1 and reports
- * what arrived. Nothing leaves the machine: each example gets the receiver's
- * URL as `TALLY_HOST` (and, on Deno, `--allow-net=127.0.0.1` only).
+ * The demo: starts `tally serve` (the local Segment-compatible collector) on
+ * 127.0.0.1, runs every example against it, and reports what arrived: the
+ * messages per type, whether each passed the collector's spec checks (with
+ * the reasons for any that did not), and one message as it arrived. Nothing
+ * leaves the machine: each example gets the collector's URL as `TALLY_HOST`
+ * (and, on Deno, `--allow-net=127.0.0.1` only).
  *
- *     deno task demo               (add --verbose to see what each example printed)
+ *     deno task demo               (--keep leaves the collector and its inspector running; --verbose shows output)
  *     npx bun examples/demo.ts
  *
  * @module
  */
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import process from "node:process";
+import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { startReceiver } from "../tests/receiver.ts";
 
 /** The examples, in the seed's order. */
 const EXAMPLES = [
@@ -32,13 +35,14 @@ const EXAMPLES = [
   "sync_mode.ts",
 ];
 
-/** A made-up key shaped like a Segment write key (32 letters and digits). */
+/** A made-up key shaped like a Segment write key (32 letters and digits); the collector requires it. */
 const WRITE_KEY = "9pQv2sLxT4kWb7RmZc1HfN8yJd3GaE6u";
 /** An example that has not exited by then is killed and counted as failed. */
 const CHILD_TIMEOUT_MS = 10_000;
 const TYPES = ["identify", "track", "page", "screen", "group", "alias"];
 
 const verbose = process.argv.includes("--verbose");
+const keep = process.argv.includes("--keep");
 const root = fileURLToPath(new URL("..", import.meta.url));
 const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
 const runtime = isDeno ? `Deno ${process.versions.deno}` : `Bun ${process.versions.bun}`;
@@ -85,33 +89,62 @@ function runExample(file: string, host: string): Promise<Omit<Run, "messages">> 
   });
 }
 
-/** The write key from `Authorization: Basic base64(key + ":")`. */
-function keyFromAuthorization(header: string | undefined): string | undefined {
-  const match = /^Basic\s+(\S+)$/i.exec(header ?? "");
-  if (!match) return undefined;
-  try {
-    return atob(match[1]).replace(/:$/, "");
-  } catch {
-    return undefined;
-  }
-}
-
-const mask = (key: string): string => `${key.slice(0, 4)}…`;
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`;
 
-const receiver = await startReceiver();
-console.log(`Tally demo: ${EXAMPLES.length} examples on ${runtime}, sending to ${receiver.url}\n`);
+interface Stored {
+  status: "good" | "bad";
+  reasons: string[];
+  message: Record<string, unknown>;
+}
+interface Stats {
+  total: number;
+  good: number;
+  bad: number;
+  byType: Record<string, { good: number; bad: number }>;
+  requests: number;
+  bytes: number;
+}
+
+/** Starts `tally serve` (cli.ts on this runtime) and resolves with its URL once it listens. */
+function startServe(): Promise<{ url: string; child: ChildProcess }> {
+  const cli = fileURLToPath(new URL("../cli.ts", import.meta.url));
+  const flags = ["serve", "--port", keep ? "8787" : "0", "--no-out", "--quiet", "--write-key", WRITE_KEY];
+  const args = isDeno ? ["run", "--quiet", "--allow-net=127.0.0.1", "--allow-env", "--allow-read", cli, ...flags] : [
+    cli,
+    ...flags,
+  ];
+  const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+  return new Promise((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.on("line", (line) => {
+      const match = /listening on (http:\/\/\S+)/.exec(line);
+      if (match) resolve({ url: match[1].replace(/\/$/, ""), child });
+      else if (verbose) console.log(`  serve | ${line}`);
+    });
+    child.on("error", reject);
+    child.on("exit", (code) => reject(new Error(`tally serve exited with code ${code} before it listened`)));
+  });
+}
+
+async function api<T>(url: string): Promise<T> {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url} answered ${response.status}`);
+  return await response.json() as T;
+}
+
+const { url, child: serve } = await startServe();
+const stats = () => api<Stats>(`${url}/api/stats`);
+console.log(`Tally demo: ${EXAMPLES.length} examples on ${runtime}, sending to tally serve at ${url}\n`);
 
 // One at a time, so each message is credited to the example that sent it.
 const runs: Run[] = [];
 for (const file of EXAMPLES) {
-  const before = receiver.messages().length;
-  const run = await runExample(file, receiver.url);
-  const messages = receiver.messages().length - before;
+  const before = (await stats()).total;
+  const run = await runExample(file, url);
+  const messages = (await stats()).total - before;
   // An example that exits cleanly but delivers nothing has failed too.
   runs.push({ ...run, ok: run.ok && messages > 0, messages });
 }
-await receiver.stop();
 
 console.log("Examples");
 const width = Math.max(...EXAMPLES.map((f) => f.length));
@@ -132,34 +165,39 @@ for (const run of runs) {
   }
 }
 
-const requests = receiver.requests;
-const messages = receiver.messages();
-const counts = TYPES.map((type) => `${type} ${messages.filter((m) => m.type === type).length}`);
-const gzipped = requests.filter((r) => r.headers["content-encoding"] === "gzip").length;
-const paths = [...new Set(requests.map((r) => `${r.method} ${r.path}`))];
-const keys = [...new Set(requests.map((r) => keyFromAuthorization(r.headers["authorization"]) ?? "(none)"))];
-const keyOk = keys.length === 1 && keys[0] === WRITE_KEY;
-const agents = [...new Set(requests.map((r) => r.headers["user-agent"] ?? "(none)"))];
-
-console.log("\nReceived");
-console.log(`  requests   ${requests.length} (${gzipped} gzipped), ${paths.join(", ") || "none"}`);
-console.log(`  messages   ${messages.length}: ${counts.join(", ")}`);
-console.log(
-  `  write key  ${keys.map((k) => k === "(none)" ? k : mask(k)).join(", ")} in Authorization` +
-    (keyOk ? " (the key the examples were given)" : " (not the key the examples were given)"),
-);
-console.log(`  user agent ${agents.join(", ")}`);
-
-const shirt = messages.find((m) => m.event === "Shirt Bought");
-const shown = shirt ?? messages[0];
-if (shown !== undefined) {
-  console.log(`\nOne message as it arrived (${shirt ? "server_logs.ts" : "the first one"}):`);
-  console.log(JSON.stringify(shown, null, 2).split("\n").map((line) => `  ${line}`).join("\n"));
+const total = await stats();
+const count = (type: string) => total.byType[type] ?? { good: 0, bad: 0 };
+console.log("\nArrived at the collector (each message checked against the Segment spec)");
+console.log(`  requests   ${total.requests}, ${total.bytes} bytes on the wire, write key required and matched`);
+console.log(`  messages   ${total.total}: ${total.good} good, ${total.bad} bad`);
+for (const type of TYPES) {
+  const { good, bad } = count(type);
+  console.log(`    ${type.padEnd(9)} ${String(good + bad).padStart(4)}${bad > 0 ? `  (${bad} bad)` : ""}`);
+}
+const bad = (await api<{ events: Stored[] }>(`${url}/api/events?status=bad&limit=20`)).events;
+for (const event of bad) {
+  const m = event.message;
+  console.log(`  bad ${m.type} ${m.messageId}: ${event.reasons.join("; ")}`);
+}
+const shirt = (await api<{ events: Stored[] }>(`${url}/api/events?event=Shirt%20Bought&limit=1`)).events[0];
+if (shirt !== undefined) {
+  console.log("\nOne message as it arrived (server_logs.ts):");
+  console.log(JSON.stringify(shirt.message, null, 2).split("\n").map((line) => `  ${line}`).join("\n"));
 }
 
 const failed = runs.filter((run) => !run.ok);
-if (failed.length > 0 || messages.length === 0 || !keyOk) {
-  console.log(`\nFAILED: ${plural(failed.length, "example")} failed, ${plural(messages.length, "message")} arrived`);
-  process.exit(1);
+const ok = failed.length === 0 && total.total > 0;
+console.log(
+  ok
+    ? `\nAll ${EXAMPLES.length} examples ok; ${plural(total.total, "message")} arrived, ${total.bad} bad.`
+    : `\nFAILED: ${plural(failed.length, "example")} failed, ${plural(total.total, "message")} arrived`,
+);
+if (keep) {
+  console.log(`\nInspector: open ${url}/ in a browser to browse these messages; Ctrl-C stops the collector.`);
+  console.log(`Send more with TALLY_HOST=${url} TALLY_WRITE_KEY=${WRITE_KEY} (any example, or the tally CLI).`);
+  await new Promise((resolve) => serve.on("exit", resolve));
+} else {
+  console.log("Run `npx deno task demo --keep` to keep the collector running and browse them in its live inspector.");
+  serve.kill("SIGTERM");
 }
-console.log(`\nAll ${EXAMPLES.length} examples ok; ${plural(messages.length, "message")} arrived.`);
+process.exit(ok ? 0 : 1);

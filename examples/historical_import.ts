@@ -6,6 +6,8 @@ analytics.writeKey = writeKey;
 analytics.host = host;
 
 // A Date is an exact instant; Date.UTC builds it in UTC, like the seed's tzinfo=tzutc().
+// The seed's year 2538 is kept as written: `tally serve` flags it (more than 24 hours in the future),
+// which is what the demo's one "bad" message shows.
 const timestamp = new Date(Date.UTC(2538, 9, 17, 0, 0, 0, 0));
 analytics.track("019mr8mf4r", "Bought a game", {
   game: "Duke Nukem forever",
