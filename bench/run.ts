@@ -30,6 +30,9 @@ import {
 
 type Runtime = "deno" | "bun" | "node";
 
+import { benchCliSend, type CliSendResult } from "./cli.ts";
+import { benchCollector, type CollectorBenchResult } from "./collector.ts";
+
 const ROOT = new URL("..", import.meta.url).pathname;
 const BIN = `${ROOT}node_modules/.bin/`;
 const MEMORY_REPEATS = 3;
@@ -42,6 +45,8 @@ const sinkRuntime = flag("sink", "bun") as "bun" | "node";
 const out = flag("out", `${ROOT}BENCHMARKS.md`);
 
 const log = (line: string): void => console.error(`[bench] ${line}`);
+/** `--tools=false` skips the CLI and collector figures (the library's alone take about 2.5 minutes). */
+const tools = flag("tools", "true") !== "false";
 
 /** Aborted on Ctrl-C: kills whatever child is running. */
 const interrupted = new AbortController();
@@ -518,6 +523,72 @@ function report(
   return { markdown: lines.join("\n"), figures };
 }
 
+// ---- the CLI and the collector
+
+const mb = (x: number | undefined): string => x === undefined ? "n/a" : `${x.toFixed(0)} MB`;
+
+function toolsReport(
+  cli: CliSendResult | string | undefined,
+  collector: CollectorBenchResult | string | undefined,
+  figures: Figure[],
+): string {
+  const lines: string[] = ["## 6. `tally send` of 1M NDJSON lines", ""];
+  if (typeof cli !== "object") lines.push(`Not measured: ${cli ?? "skipped"}.`, "");
+  else {
+    lines.push(
+      "Wall clock from spawn to exit of `tally send` (validation, batching, delivery) reading a generated NDJSON " +
+        "file of track messages; peak RSS of the tally process; the receiver counted every message. 100k-line " +
+        "runs beside it show whether memory grows with the input.",
+      "",
+      "| runner | into | lines/s | peak RSS (1M lines) | peak RSS (100k lines) | received | target | result |",
+      "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    );
+    for (const run of cli.runs) {
+      const small = cli.small.find((x) => x.runner === run.runner && x.sink === run.sink);
+      const pass = run.linesPerSecond >= cli.target && run.received === run.lines;
+      figures.push({
+        name: `tally send (${run.runner} into ${run.sink})`,
+        runtime: run.runner as Runtime,
+        pass,
+        detail: `${k(run.linesPerSecond)} (lines)`,
+      } as Figure);
+      lines.push(
+        `| ${run.runner} | ${run.sink === "serve" ? "`tally serve`" : "bench/sink.ts"} | ${k(run.linesPerSecond)} | ` +
+          `${mb(run.peakRssMb)} | ${mb(small?.peakRssMb)} | ${run.received} | >= 50k/s, flat memory | ` +
+          `**${pass ? "pass" : "miss"}** |`,
+      );
+    }
+    lines.push("");
+  }
+  lines.push("## 7. `tally serve` ingest", "");
+  if (typeof collector !== "object") lines.push(`Not measured: ${collector ?? "skipped"}.`, "");
+  else {
+    const row = (label: string, r: CollectorBenchResult["withFile"]) =>
+      `| ${label} | ${k(r.eventsPerSecond)} | ${r.requests} | ${r.events} | ${pct(r.cpu)} | ${
+        r.outBytes > 0 ? `${(r.outBytes / 2 ** 20).toFixed(1)} MB` : "-"
+      } |`;
+    figures.push({
+      name: "tally serve ingest",
+      runtime: collector.runtime as Runtime,
+      pass: collector.pass,
+      detail: `${k(collector.eventsPerSecond)} (events)`,
+    } as Figure);
+    lines.push(
+      `The collector (${collector.runtime} ${collector.version}, its own process) under a load generator keeping ` +
+        "8 requests of 100 valid track messages in flight for 3 s; every message is validated and stored. Target " +
+        `>= ${collector.target / 1000}k events/s with the NDJSON file on (the \`tally serve\` default): ` +
+        `**${collector.pass ? "pass" : "miss"}**.`,
+      "",
+      "| mode | events/s | requests | events stored | collector CPU (of one core) | NDJSON written |",
+      "| --- | --- | --- | --- | --- | --- |",
+      row("with --out (default)", collector.withFile),
+      row("memory only", collector.memoryOnly),
+      "",
+    );
+  }
+  return lines.join("\n");
+}
+
 // ---- main
 
 async function main(): Promise<void> {
@@ -590,9 +661,19 @@ async function main(): Promise<void> {
     await sink.stop();
   }
 
+  let cli: CliSendResult | string | undefined;
+  let collector: CollectorBenchResult | string | undefined;
+  if (tools) {
+    log("tally serve ingest");
+    collector = await benchCollector().catch((error) => `failed: ${(error as Error).message}`);
+    log("tally send of 1M lines");
+    cli = await benchCliSend({ log }).catch((error) => `failed: ${(error as Error).message}`);
+  }
+
   const seconds = (performance.now() - started) / 1000;
   const { markdown, figures } = report(m, await loadAverage(), capacity, results, seconds);
-  await Deno.writeTextFile(out, markdown);
+  const extra = tools ? toolsReport(cli, collector, figures) : "";
+  await Deno.writeTextFile(out, markdown.replace(/\n## Summary/, `${extra}\n## Summary`));
   await Deno.writeTextFile(
     `${ROOT}.bench/results.json`,
     JSON.stringify({ machine: m, capacity, results, seconds }, null, 2),
