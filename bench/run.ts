@@ -673,7 +673,7 @@ async function main(): Promise<void> {
   const seconds = (performance.now() - started) / 1000;
   const { markdown, figures } = report(m, await loadAverage(), capacity, results, seconds);
   const extra = tools ? toolsReport(cli, collector, figures) : "";
-  await Deno.writeTextFile(out, markdown.replace(/\n## Summary/, `${extra}\n## Summary`));
+  await Deno.writeTextFile(out, markdown.replace(/\n## Summary/, `\n${extra}\n## Summary`));
   await Deno.writeTextFile(
     `${ROOT}.bench/results.json`,
     JSON.stringify({ machine: m, capacity, results, seconds }, null, 2),
