@@ -15,6 +15,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import process from "node:process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import type { CollectorStats as Stats, StoredEvent as Stored } from "../lib/collector/mod.ts";
 
 /** The examples, in the seed's order. */
 const EXAMPLES = [
@@ -90,20 +91,6 @@ function runExample(file: string, host: string): Promise<Omit<Run, "messages">> 
 }
 
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`;
-
-interface Stored {
-  status: "good" | "bad";
-  reasons: string[];
-  message: Record<string, unknown>;
-}
-interface Stats {
-  total: number;
-  good: number;
-  bad: number;
-  byType: Record<string, { good: number; bad: number }>;
-  requests: number;
-  bytes: number;
-}
 
 /** Starts `tally serve` (cli.ts on this runtime) and resolves with its URL once it listens. */
 function startServe(): Promise<{ url: string; child: ChildProcess }> {

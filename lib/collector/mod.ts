@@ -1,0 +1,44 @@
+/**
+ * The local Segment-compatible collector behind `tally serve`: it takes
+ * what Segment's HTTP Tracking API takes (`POST /v1/batch`, `/v1/import`,
+ * `/v1/{identify,track,page,screen,group,alias}`, JSON or gzip), enforces
+ * Segment's limits, checks every message against the spec and keeps it as
+ * good or bad with the reasons, in memory and optionally in an NDJSON file.
+ * `GET /api/events`, `GET /api/stats`, `DELETE /api/events` and the
+ * server-sent events of `GET /api/stream` feed the inspector at `/`. Fault
+ * injection (failures, latency, dropped connections, seeded) and scripted
+ * replies exercise a client's retry policy.
+ *
+ * Uses `node:http`, so it runs on Deno, Bun and Node; `mod.ts` never imports it.
+ *
+ * @example Check what a client sent
+ * ```ts
+ * import { startCollector } from "./mod.ts";
+ *
+ * const collector = await startCollector();
+ * await fetch(`${collector.url}/v1/batch`, {
+ *   method: "POST",
+ *   headers: { "content-type": "application/json" },
+ *   body: JSON.stringify({ batch: [{ type: "track", event: "Signed Up", messageId: "m1" }] }),
+ * });
+ * console.log(collector.events({ status: "bad" })[0].reasons);
+ * // ["userId and anonymousId are both missing: every track needs one of them"]
+ * await collector.stop();
+ * ```
+ *
+ * @module
+ */
+export { startCollector } from "./server.ts";
+export { serve, type ServeIo } from "./serve.ts";
+export { validateMessage } from "./validate.ts";
+export { BATCH_LIMIT, MESSAGE_LIMIT, REQUEST_LIMIT } from "./limits.ts";
+export type {
+  Collector,
+  CollectorEvent,
+  CollectorOptions,
+  CollectorRequest,
+  CollectorStats,
+  EventFilter,
+  ScriptedReply,
+  StoredEvent,
+} from "./types.ts";

@@ -1,0 +1,156 @@
+/** The collector's public types: its options, the running handle, stored events, stats and scripted replies. */
+
+/** Options of {@linkcode startCollector}. */
+export interface CollectorOptions {
+  /**
+   * Port to listen on; 0 picks a free one (read it back from `Collector.port`).
+   * @default {0}
+   */
+  port?: number;
+  /**
+   * Address to bind. Anything other than a loopback address exposes the collector to the network.
+   * @default {"127.0.0.1"}
+   */
+  hostname?: string;
+  /**
+   * When set, every ingestion request must carry this write key, as Basic auth (`base64(writeKey + ":")`) or as
+   * `writeKey` in the body; other requests get 401. When unset, any key (or none) is accepted, as Segment does.
+   * The query API and the inspector stay open either way.
+   */
+  writeKey?: string;
+  /** An NDJSON file to append every stored event to (one `StoredEvent` per line). Unset: nothing is written. */
+  out?: string;
+  /**
+   * Events kept in memory; beyond it the oldest are evicted and counted in `stats().evicted`.
+   * @default {10000}
+   */
+  maxEvents?: number;
+  /**
+   * Fraction (0..1) of ingestion requests answered with `failStatus` instead of being stored.
+   * @default {0}
+   */
+  failRate?: number;
+  /**
+   * Status of an injected failure.
+   * @default {500}
+   */
+  failStatus?: number;
+  /** Seconds sent as `Retry-After` on injected failures (fractions are sent as written). Unset: no header. */
+  retryAfter?: number;
+  /**
+   * Milliseconds to wait before answering each ingestion request.
+   * @default {0}
+   */
+  latency?: number;
+  /**
+   * Fraction (0..1) of ingestion requests whose connection is closed without an answer, after the body was read.
+   * @default {0}
+   */
+  dropConnectionRate?: number;
+  /** Seed of the fault decisions: the same seed and the same request order give the same faults. Unset: random. */
+  seed?: number;
+  /** Receives one line per request (and one per bad message). Unset: silent. */
+  log?: (line: string) => void;
+  /**
+   * Keep every ingestion request in `Collector.requests` (method, path, headers, wire bytes, decoded body, time):
+   * for tests. Memory grows with every request, so `tally serve` leaves it off.
+   * @default {false}
+   */
+  recordRequests?: boolean;
+}
+
+/** A message as the collector stored it. */
+export interface StoredEvent {
+  /** Increasing from 1 in arrival order; never reused, even after `clear()`. */
+  id: number;
+  /** When the request carrying it arrived (ISO 8601, UTC). */
+  receivedAt: string;
+  /** "good" when the message follows the spec, "bad" otherwise. */
+  status: "good" | "bad";
+  /** Why a bad message is bad, one sentence per problem, each naming the field. Empty when good. */
+  reasons: string[];
+  /** The message as received (a batch's top-level `context` and `integrations` merged in, the item's own winning). */
+  message: Record<string, unknown>;
+}
+
+/** Which events `Collector.events()` and `GET /api/events` return. Every field given must match. */
+export interface EventFilter {
+  /** Message type, such as "track". */
+  type?: string;
+  userId?: string;
+  anonymousId?: string;
+  /** Track event name (exact). */
+  event?: string;
+  status?: "good" | "bad";
+  /** At most this many, newest first. */
+  limit?: number;
+}
+
+/** Counters since the collector started or was last cleared. */
+export interface CollectorStats {
+  /** Messages stored (good + bad), evicted ones included. */
+  total: number;
+  good: number;
+  bad: number;
+  /** Per message type; types outside the spec are counted under "unknown". */
+  byType: Record<string, { good: number; bad: number }>;
+  /** Ingestion requests received (refused, failed and dropped ones included). */
+  requests: number;
+  /** Bytes of ingestion request bodies read off the wire (before gunzip). */
+  bytes: number;
+  /** Events evicted from memory to stay within `maxEvents`. */
+  evicted: number;
+}
+
+/** A scripted answer to one ingestion request, replacing normal processing (nothing is stored). */
+export type ScriptedReply =
+  | { status: number; body?: string; headers?: Record<string, string> }
+  | { hang: true }
+  | { drop: true };
+
+/** One ingestion request as it arrived. */
+export interface CollectorRequest {
+  method: string;
+  /** Path and query, as requested. */
+  path: string;
+  /** Lower-case names; repeated headers joined with ", ". */
+  headers: Record<string, string>;
+  /** Body bytes on the wire (before gunzip). */
+  wireBytes: number;
+  /** The decoded JSON body; `{}` when it was not JSON (or over a limit). */
+  body: { batch?: Record<string, unknown>[]; sentAt?: string; writeKey?: string; [key: string]: unknown };
+  /** Milliseconds since the collector started. */
+  at: number;
+}
+
+/** What the collector tells subscribers (and `GET /api/stream` clients). */
+export type CollectorEvent =
+  | { kind: "message"; event: StoredEvent }
+  | { kind: "clear" };
+
+/** A running collector. */
+export interface Collector {
+  /** `http://HOST:PORT`, with no trailing slash. */
+  url: string;
+  port: number;
+  /** Stops listening, ends open connections (streams and hanging requests), flushes and closes the NDJSON file. */
+  stop(): Promise<void>;
+  /** Stored events matching `filter`, newest first. */
+  events(filter?: EventFilter): StoredEvent[];
+  stats(): CollectorStats;
+  /** Forgets every stored event and zeroes the stats (the NDJSON file is kept as is). */
+  clear(): void;
+  /** Ingestion requests in arrival order, when `recordRequests` is on (else always empty). A live array. */
+  readonly requests: CollectorRequest[];
+  /** Queues scripted replies for the next ingestion requests, in order; they come before the random faults. */
+  script(...replies: ScriptedReply[]): void;
+  /** The reply used when the script is empty; `undefined` restores normal processing. */
+  setDefaultReply(reply: ScriptedReply | undefined): void;
+  /**
+   * Calls `listener` with each ingestion request once its body is read and before it is answered.
+   * Returns a function that removes the listener.
+   */
+  onRequest(listener: (request: CollectorRequest) => void): () => void;
+  /** Calls `listener` for each stored event and each clear. Returns a function that removes the listener. */
+  subscribe(listener: (event: CollectorEvent) => void): () => void;
+}
