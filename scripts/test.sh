@@ -35,7 +35,7 @@ check "deno test --doc (every example in the docs)" "$deno" test --doc mod.ts te
 check "deno publish --dry-run" "$deno" publish --dry-run --allow-dirty
 
 echo "== deno test"
-"$deno" test --allow-net=127.0.0.1 --allow-run --allow-read --allow-env tests/ 2>&1 | tee "$log/deno"
+"$deno" test --allow-net=127.0.0.1 --allow-run --allow-read --allow-write --allow-env tests/ 2>&1 | tee "$log/deno"
 line=$(grep -E '^(ok|FAILED) \| ' "$log/deno" | tail -n 1)
 p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || echo 0)
 f=$(echo "$line" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || echo 0)

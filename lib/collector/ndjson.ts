@@ -37,11 +37,43 @@ export class NdjsonWriter {
     if (this.#failed) return;
     this.#pending.push(line);
     this.#pendingLength += line.length + 1;
-    if (this.#pendingLength >= CHUNK) void this.flush();
+    // While a write is in flight, lines gather; its completion starts the next one.
+    if (this.#writing !== undefined) return;
+    if (this.#pendingLength >= CHUNK) this.#start();
     else if (this.#timer === undefined) {
-      this.#timer = setTimeout(() => void this.flush(), LINGER_MS);
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined;
+        if (this.#writing === undefined) this.#start();
+      }, LINGER_MS);
       (this.#timer as { unref?: () => void }).unref?.();
     }
+  }
+
+  /** Starts writing everything pending (none in flight). */
+  #start(): void {
+    if (this.#pending.length === 0 || this.#failed) return;
+    const text = this.#pending.join("\n") + "\n";
+    this.#pending = [];
+    this.#pendingLength = 0;
+    this.#writing = this.#file.write(text).then(
+      () => {
+        this.#writing = undefined;
+        if (this.#pendingLength >= CHUNK) this.#start();
+        else if (this.#pending.length > 0 && this.#timer === undefined) {
+          this.#timer = setTimeout(() => {
+            this.#timer = undefined;
+            if (this.#writing === undefined) this.#start();
+          }, LINGER_MS);
+          (this.#timer as { unref?: () => void }).unref?.();
+        }
+      },
+      (error: Error) => {
+        this.#writing = undefined;
+        this.#failed = true;
+        this.#pending = [];
+        this.#onError(error);
+      },
+    );
   }
 
   /** Resolves when every line queued so far is in the file. */
@@ -50,19 +82,10 @@ export class NdjsonWriter {
       clearTimeout(this.#timer);
       this.#timer = undefined;
     }
-    while (this.#writing !== undefined) await this.#writing;
-    if (this.#pending.length === 0 || this.#failed) return;
-    const text = this.#pending.join("\n") + "\n";
-    this.#pending = [];
-    this.#pendingLength = 0;
-    this.#writing = this.#file.write(text).then(
-      () => undefined,
-      (error: Error) => {
-        this.#failed = true;
-        this.#onError(error);
-      },
-    ).finally(() => void (this.#writing = undefined));
-    await this.#writing;
+    while (this.#writing !== undefined || (this.#pending.length > 0 && !this.#failed)) {
+      if (this.#writing === undefined) this.#start();
+      await this.#writing;
+    }
   }
 
   /** Writes what is pending and closes the file. */

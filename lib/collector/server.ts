@@ -8,6 +8,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { gunzipSync } from "node:zlib";
 import { FaultPlan } from "./faults.ts";
+import { INSPECTOR_HTML } from "./inspector.ts";
 import { BATCH_LIMIT, MESSAGE_LIMIT, REQUEST_LIMIT } from "./limits.ts";
 import { NdjsonWriter } from "./ndjson.ts";
 import { EventStore } from "./store.ts";
@@ -30,6 +31,8 @@ const OK_HEADERS = { "content-type": JSON_TYPE, "content-length": String(OK_BODY
 const REFUSED_LINGER_MS = 1000;
 
 type Json = Record<string, unknown>;
+
+const INSPECTOR_LENGTH = String(Buffer.byteLength(INSPECTOR_HTML));
 
 const isObject = (value: unknown): value is Json =>
   typeof value === "object" && value !== null && !Array.isArray(value);
@@ -178,19 +181,6 @@ function classify(
   return { message, reasons: extra.length === 0 ? reasons : [...extra, ...reasons] };
 }
 
-async function loadInspector(): Promise<string> {
-  // Written beside this file by the inspector's author; a computed specifier until it lands.
-  const specifier = [".", "inspector.ts"].join("/");
-  try {
-    const module = await import(specifier) as { INSPECTOR_HTML?: string };
-    if (typeof module.INSPECTOR_HTML === "string") return module.INSPECTOR_HTML;
-  } catch {
-    // not there yet
-  }
-  return '<!doctype html><meta charset="utf-8"><title>Tally collector</title>' +
-    '<p>Tally collector. Events: <a href="/api/events">/api/events</a>, <a href="/api/stats">/api/stats</a>.</p>';
-}
-
 /**
  * Starts a collector and resolves once it listens.
  *
@@ -223,7 +213,6 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
   /** Responses held open: scripted hangs, and requests waiting out `latency`. */
   const held = new Set<ServerResponse>();
   let stopped = false;
-  const inspector = await loadInspector();
   const writer = s.out === undefined
     ? undefined
     : await NdjsonWriter.open(s.out, (error) => log?.(`Cannot append to ${s.out}: ${error.message}`));
@@ -575,10 +564,10 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
       if (req.method === "GET" || req.method === "HEAD") {
         res.writeHead(200, {
           "content-type": "text/html; charset=utf-8",
-          "content-length": String(Buffer.byteLength(inspector)),
+          "content-length": INSPECTOR_LENGTH,
           "cache-control": "no-cache",
         });
-        res.end(req.method === "HEAD" ? undefined : inspector);
+        res.end(req.method === "HEAD" ? undefined : INSPECTOR_HTML);
         status = 200;
       } else status = methodNotAllowed(res, "GET");
     } else {

@@ -77,10 +77,13 @@ export interface StoredEvent {
 export interface EventFilter {
   /** Message type, such as "track". */
   type?: string;
+  /** Exact userId. */
   userId?: string;
+  /** Exact anonymousId. */
   anonymousId?: string;
   /** Track event name (exact). */
   event?: string;
+  /** Good or bad messages only. */
   status?: "good" | "bad";
   /** At most this many, newest first. */
   limit?: number;
@@ -90,7 +93,9 @@ export interface EventFilter {
 export interface CollectorStats {
   /** Messages stored (good + bad), evicted ones included. */
   total: number;
+  /** Messages stored as good. */
   good: number;
+  /** Messages stored as bad. */
   bad: number;
   /** Per message type; types outside the spec are counted under "unknown". */
   byType: Record<string, { good: number; bad: number }>;
@@ -110,6 +115,7 @@ export type ScriptedReply =
 
 /** One ingestion request as it arrived. */
 export interface CollectorRequest {
+  /** HTTP method, such as "POST". */
   method: string;
   /** Path and query, as requested. */
   path: string;
@@ -132,11 +138,13 @@ export type CollectorEvent =
 export interface Collector {
   /** `http://HOST:PORT`, with no trailing slash. */
   url: string;
+  /** The port listened on (the one picked when `port` was 0). */
   port: number;
   /** Stops listening, ends open connections (streams and hanging requests), flushes and closes the NDJSON file. */
   stop(): Promise<void>;
   /** Stored events matching `filter`, newest first. */
   events(filter?: EventFilter): StoredEvent[];
+  /** Counters since start or the last `clear()`. */
   stats(): CollectorStats;
   /** Forgets every stored event and zeroes the stats (the NDJSON file is kept as is). */
   clear(): void;
