@@ -1,12 +1,19 @@
 /**
  * The inspector in a real headless Chromium (Debian's `chromium`, driven by
- * playwright-core): the page loads, rows appear live as the library sends,
- * a click shows the JSON and the validation reasons, the filters and the
- * keyboard work, and Clear empties it. A screenshot goes to .test-artifacts/.
+ * playwright-core): the page loads what is stored, rows appear live as the
+ * library sends, a click shows the JSON and the validation reasons, message
+ * data stays text, the filters and the keyboard work, a flood is capped, and
+ * Clear empties it. Screenshots (light and dark) go to .test-artifacts/.
+ *
+ * Runs on Deno (with the suite's scoped permissions, plus --allow-write for
+ * the screenshots), on Bun, and on Node against the npm build. Without
+ * /usr/bin/chromium it fails and says how to install it.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync } from "node:fs";
+import fs from "node:fs";
+import os from "node:os";
+import process from "node:process";
 import { fileURLToPath } from "node:url";
 import type { Browser, Page } from "playwright-core";
 import { startCollector } from "../lib/collector/mod.ts";
@@ -15,92 +22,238 @@ import { Analytics } from "../mod.ts";
 const CHROMIUM = "/usr/bin/chromium";
 const ARTIFACTS = fileURLToPath(new URL("../.test-artifacts/", import.meta.url));
 const ROW = 'tr[data-testid="event-row"]';
+const JSON_PANE = '[data-testid="event-json"]';
+const REASONS = '[data-testid="reasons"]';
 
-/** Resolves once the page shows `n` message rows. */
+/** Resolves once `expression` is true in the page (a string: it is evaluated there). */
+const until = (page: Page, expression: string): Promise<unknown> =>
+  page.waitForFunction(expression, undefined, { timeout: 10_000 });
 const rowsBecome = (page: Page, n: number): Promise<unknown> =>
-  page.waitForFunction(`document.querySelectorAll('${ROW}').length === ${n}`, undefined, { timeout: 10_000 });
+  until(page, `document.querySelectorAll('${ROW}').length === ${n}`);
 const rowCount = (page: Page): Promise<number> => page.locator(ROW).count();
-const rowTexts = (page: Page): Promise<string[]> => page.locator(ROW).allInnerTexts();
+/** The Type column of every row, top to bottom. */
+const rowTypes = (page: Page): Promise<string[]> => page.locator(`${ROW} td.type`).allInnerTexts();
+const shownJson = async (page: Page): Promise<Record<string, unknown>> =>
+  JSON.parse(await page.locator(JSON_PANE).innerText());
+const focusedId = (page: Page): Promise<string | null> => page.evaluate("document.activeElement?.id ?? null");
 
-// playwright-core reads /proc/sys/fs/binfmt_misc at launch, which Deno allows only under --allow-all; the suite
-// runs Deno with scoped permissions, so this test runs on Bun and on Node (the npm build) and is skipped on Deno.
-const skip = "Deno" in globalThis ? "needs --allow-all on Deno (playwright reads /proc); runs on Bun and Node" : false;
-
-test("the inspector shows messages live, their JSON and reasons, filters them, and clears", { skip }, async () => {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)`);
-  const collector = await startCollector({ port: 0 });
-  let browser: Browser | undefined;
-  const analytics = new Analytics({ writeKey: "KEY", host: collector.url });
+/**
+ * playwright-core probes its host as it loads and launches: it looks for WSL
+ * under /proc/sys/fs/binfmt_misc and calls `os.release()` and `os.homedir()`.
+ * Deno's scoped permissions refuse those (reading /proc needs --allow-all, the
+ * others --allow-sys) and none of it matters with an `executablePath`, so
+ * where a probe is refused it gets a plain Linux host's answer instead; where
+ * nothing is refused, nothing changes. Returns the undo.
+ */
+function answerRefusedProbes(): () => void {
+  const refused = (error: unknown): boolean => error instanceof Error && error.name === "NotCapable";
+  const undo: (() => void)[] = [];
+  const shim = (target: object, key: string, answer: () => unknown): void => {
+    const slots = target as Record<string, unknown>;
+    const original = slots[key] as (...args: unknown[]) => unknown;
+    try {
+      original();
+      return;
+    } catch (error) {
+      if (!refused(error)) return;
+    }
+    slots[key] = (...args: unknown[]): unknown => {
+      try {
+        return original(...args);
+      } catch (error) {
+        if (refused(error)) return answer();
+        throw error;
+      }
+    };
+    undo.push(() => void (slots[key] = original));
+  };
+  shim(os, "homedir", () => process.env.HOME ?? os.tmpdir());
+  shim(os, "release", () => "");
+  const existsSync = fs.existsSync;
   try {
-    const { chromium } = await import("playwright-core"); // imported here: loading it reads the home directory
+    existsSync("/proc/sys/fs/binfmt_misc/WSLInterop");
+  } catch (error) {
+    if (refused(error)) {
+      (fs as { existsSync: typeof existsSync }).existsSync = (path) => {
+        try {
+          return existsSync(path);
+        } catch (error) {
+          if (refused(error)) return false;
+          throw error;
+        }
+      };
+      undo.push(() => void ((fs as { existsSync: typeof existsSync }).existsSync = existsSync));
+    }
+  }
+  return () => undo.forEach((step) => step());
+}
+
+/** Posts raw messages, as a client other than the library would. */
+async function post(url: string, path: string, body: unknown): Promise<void> {
+  const res = await fetch(`${url}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Basic ${btoa("KEY:")}` },
+    body: JSON.stringify(body),
+  });
+  await res.body?.cancel();
+  assert.equal(res.status, 200, `POST ${path}`);
+}
+
+test("the inspector shows stored and live messages, their JSON and reasons, filters them, and clears", async () => {
+  assert.ok(
+    fs.existsSync(CHROMIUM),
+    `Cannot run the inspector's browser test: ${CHROMIUM} is missing. Install Debian's Chromium ` +
+      "(sudo apt-get install -y chromium), as .ci/run does.",
+  );
+  let collector = await startCollector({ port: 0 });
+  const analytics = new Analytics({ writeKey: "KEY", host: collector.url });
+  const undoProbes = answerRefusedProbes();
+  let browser: Browser | undefined;
+  try {
+    // Stored before the page opens: it comes from GET /api/events.
+    analytics.identify("user-1", { email: "ann@example.com", name: "Ann" });
+    await analytics.flush();
+
+    const { chromium } = await import("playwright-core"); // imported here: loading it probes the host
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
-    const page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
+    const page = await browser.newPage({ viewport: { width: 1366, height: 768 }, colorScheme: "light" });
     const problems: string[] = [];
     page.on("pageerror", (error) => problems.push(String(error)));
     page.on("console", (message) => void (message.type() === "error" && problems.push(message.text())));
+    page.on("dialog", (dialog) => void problems.push(`a dialog opened: ${dialog.message()}`));
 
     await page.goto(`${collector.url}/`);
     await page.waitForSelector('#conn[data-state="live"]', { timeout: 10_000 });
-    assert.equal(await rowCount(page), 0);
+    await rowsBecome(page, 1);
+    assert.deepEqual(await rowTypes(page), ["identify"]);
 
     // Sent after the page loaded: they can only arrive through the live stream.
-    analytics.identify("user-1", { email: "ann@example.com", name: "Ann" });
     analytics.track("user-1", "Order Completed", { revenue: 12.5, currency: "EUR" });
     analytics.page("user-2", "Docs", "Install");
     await analytics.flush();
-    const bad = await fetch(`${collector.url}/v1/track`, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: `Basic ${btoa("KEY:")}` },
-      body: JSON.stringify({ userId: "user-3", messageId: "bad-1", timestamp: new Date().toISOString() }),
+    const markup = `<img src=x onerror="window.__injected=1"><b>bold</b>`;
+    await post(collector.url, "/v1/track", { userId: "user-4", event: markup, messageId: "markup-1" });
+    await post(collector.url, "/v1/track", {
+      userId: "user-3",
+      messageId: "bad-1",
+      timestamp: new Date().toISOString(),
     });
-    await bad.body?.cancel();
-    await rowsBecome(page, 4);
+    await rowsBecome(page, 5);
 
-    const texts = await rowTexts(page);
-    assert.match(texts[0], /track\s+user-3/, "newest first");
-    assert.match(texts[0], /bad/);
-    assert.match(texts[2], /Order Completed/);
-    assert.match(texts[3], /identify\s+user-1/);
-    await page.waitForFunction(
-      `document.querySelector('[data-testid="count-track"]')?.textContent === "track 2 (1 bad)"`,
-      undefined,
-      { timeout: 10_000 },
-    );
+    const rows = await page.locator(ROW).allInnerTexts();
+    assert.deepEqual(await rowTypes(page), ["track", "track", "page", "track", "identify"], "newest first");
+    assert.match(rows[0], /user-3/);
+    assert.equal(await page.locator(`${ROW} .badge`).first().innerText(), "bad");
+    assert.match(rows[2], /user-2\s+Docs \/ Install\s+good/);
+    assert.match(rows[3], /Order Completed/);
+    assert.match(rows[4], /user-1\s+ann@example\.com/);
 
-    // A click shows the message as it arrived and why it is bad.
+    // Message data is text, never markup.
+    assert.equal(await page.locator(`${ROW} td.what`).nth(1).innerText(), markup);
+    assert.equal(await page.locator("#rows img, #rows b").count(), 0);
+    assert.equal(await page.evaluate("window.__injected"), undefined);
+
+    // Counters per type and in total, pushed by the stream.
+    await until(page, `document.getElementById("total").textContent === "5"`);
+    await until(page, `document.querySelector('[data-testid="type-track"]').ariaLabel === "track: 3 messages, 1 bad"`);
+    assert.equal(await page.locator('[data-testid="bad"]').innerText(), "1");
+    assert.equal(await page.locator('[data-testid="evicted"]').innerText(), "0");
+    assert.equal(await page.getAttribute('[data-testid="type-page"]', "aria-label"), "page: 1 message, 0 bad");
+
+    // A click shows the message as it arrived, and why it is bad.
     await page.locator(ROW).first().click();
-    assert.match(await page.locator('[data-testid="reasons"]').innerText(), /event/);
-    const shown = JSON.parse(await page.locator('[data-testid="event-json"]').innerText());
-    assert.equal(shown.messageId, "bad-1");
-    assert.equal(shown.userId, "user-3");
+    assert.match(await page.locator(REASONS).innerText(), /^1 problem\nevent is missing/i);
+    assert.deepEqual(
+      { messageId: (await shownJson(page)).messageId, userId: (await shownJson(page)).userId },
+      { messageId: "bad-1", userId: "user-3" },
+    );
+    assert.equal(await page.locator(`${ROW}[aria-selected="true"]`).count(), 1);
+    assert.equal(await focusedId(page), await page.locator(ROW).first().getAttribute("id"));
 
-    // The keyboard moves the selection: down twice reaches the good track.
+    // The keyboard moves the selection (arrows, j/k, Home/End) and the detail follows.
     await page.keyboard.press("ArrowDown");
+    assert.equal((await shownJson(page)).messageId, "markup-1");
     await page.keyboard.press("j");
-    assert.equal(JSON.parse(await page.locator('[data-testid="event-json"]').innerText()).event, "Order Completed");
-    assert.equal(await page.locator('[data-testid="reasons"]').count(), 0, "a good message has no reasons");
-    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.keyboard.press("j");
+    assert.equal((await shownJson(page)).event, "Order Completed");
+    assert.equal(await page.locator(REASONS).count(), 0, "a good message has no reasons");
+    assert.equal(await page.locator('[data-testid="valid"]').count(), 1);
+    await page.keyboard.press("k");
+    assert.equal((await shownJson(page)).name, "Install");
+    await page.keyboard.press("End");
+    assert.equal((await shownJson(page)).type, "identify");
+    await page.keyboard.press("Home");
+    assert.equal((await shownJson(page)).messageId, "bad-1");
+    await page.keyboard.press("ArrowDown");
+    await page.keyboard.press("ArrowDown");
+    await page.keyboard.press("ArrowDown");
+    assert.equal((await shownJson(page)).event, "Order Completed");
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: `${ARTIFACTS}inspector.png` });
 
-    // Filters: by type, by status, and by text anywhere in the JSON ("/" focuses the search box).
-    await page.selectOption("#type-filter", "track");
-    assert.equal(await rowCount(page), 2);
+    // Filters: by type (the counters are the buttons), by status, by text anywhere in the JSON.
+    await page.click('[data-testid="type-track"]');
+    assert.equal(await page.getAttribute('[data-testid="type-track"]', "aria-pressed"), "true");
+    assert.deepEqual(await rowTypes(page), ["track", "track", "track"]);
     await page.selectOption("#status-filter", "bad");
     assert.equal(await rowCount(page), 1);
-    await page.selectOption("#type-filter", "");
+    assert.equal(await page.locator('[data-testid="shown"]').innerText(), "1 of 5 shown");
+    await page.click('[data-testid="type-track"]'); // pressed again: all types
     await page.selectOption("#status-filter", "");
+    assert.deepEqual(await rowTypes(page), ["track", "track", "page", "track", "identify"], "all back, newest first");
+    await page.locator(ROW).nth(2).focus();
     await page.keyboard.press("/");
+    assert.equal(await focusedId(page), "search");
     await page.keyboard.type("ann@example");
-    assert.deepEqual((await rowTexts(page)).map((t) => t.split(/\s+/)[1]), ["identify"]);
-    await page.keyboard.press("Escape");
-    assert.equal(await rowCount(page), 4);
+    assert.deepEqual(await rowTypes(page), ["identify"]);
+    await page.keyboard.type("-nobody");
+    assert.equal(await rowCount(page), 0);
+    assert.ok(await page.locator('[data-testid="empty"]').isVisible());
+    await page.keyboard.press("Escape"); // empties the search
+    assert.equal(await rowCount(page), 5);
+    await page.keyboard.press("Escape"); // back to the list, on the selected row
+    assert.equal(await focusedId(page), await page.locator(`${ROW}[aria-selected="true"]`).getAttribute("id"));
+    await page.keyboard.press("Enter");
+    assert.equal((await shownJson(page)).event, "Order Completed");
 
-    await page.click("#clear");
+    await page.emulateMedia({ colorScheme: "dark" });
+    await page.screenshot({ path: `${ARTIFACTS}inspector-dark.png` });
+    await page.emulateMedia({ colorScheme: "light" });
+
+    // A flood: the page keeps the newest 2000 rows, and stays responsive.
+    const flood = Array.from({ length: 2100 }, (_, i) => ({
+      type: "track",
+      userId: `flood-${i}`,
+      event: "Flooded",
+      messageId: `flood-${i}`,
+    }));
+    await post(collector.url, "/v1/batch", { batch: flood });
+    await until(page, `document.getElementById("total").textContent === "2105"`);
+    await rowsBecome(page, 2000);
+    assert.match(await page.locator(ROW).first().innerText(), /flood-2099/);
+    assert.equal(await page.evaluate("1 + 1"), 2);
+
+    // The collector restarts, as when `tally serve` is run again: the page says so, reconnects, and shows
+    // what the new one holds.
+    const { port } = collector;
+    await collector.stop();
+    await until(page, `document.getElementById("conn").dataset.state !== "live"`);
+    collector = await startCollector({ port });
+    await post(collector.url, "/v1/track", { userId: "user-5", event: "After Restart", messageId: "restart-1" });
+    await page.waitForSelector('#conn[data-state="live"]', { timeout: 10_000 });
+    await rowsBecome(page, 1);
+    assert.match(await page.locator(ROW).first().innerText(), /After Restart/);
+
+    await page.click('[data-testid="clear"]');
     await rowsBecome(page, 0);
+    await until(page, `document.getElementById("total").textContent === "0"`);
     assert.equal(collector.stats().total, 0);
+    assert.match(await page.locator('[data-testid="empty"]').innerText(), /No messages yet/);
+    assert.match(await page.locator('[data-testid="detail"]').innerText(), /Select a message/);
     assert.deepEqual(problems, [], "no script errors on the page");
   } finally {
     await browser?.close();
+    undoProbes();
     await analytics.close({ timeout: 1000 });
     await collector.stop();
   }

@@ -1,229 +1,463 @@
 /**
  * The inspector: one self-contained page (inline CSS and script, no external
- * assets, no build step) that `tally serve` answers at `GET /`. It loads
- * `/api/events` and `/api/stats`, then stays live through the server-sent
- * events of `/api/stream`. Message data is only ever written with
- * `textContent`, never parsed as HTML.
+ * assets, no build step) that `tally serve` answers at `GET /`. It subscribes
+ * to the server-sent events of `/api/stream`, then loads `/api/events` and
+ * `/api/stats` (so nothing stored between the two is missed: the stream's
+ * messages wait until the snapshot is in, and those it already holds are
+ * dropped by id), and reloads after every reconnect. Messages are drawn in
+ * batches, at most every 40 ms, and the page keeps at most 2000, so a flood
+ * cannot freeze it. Message data is only ever written as text
+ * (`textContent`, `append(string)`, `title`), never parsed as HTML.
  *
  * @module
  */
 
 const STYLE = `
-:root { color-scheme: light dark; --bg: #f7f7f8; --panel: #fff; --text: #1d1d1f; --muted: #6b6b73; --line: #e2e2e6;
-  --accent: #2f6fde; --good: #1a7f37; --bad: #c62828; --sel: #e8f0fe; --code: #f2f2f5; }
-@media (prefers-color-scheme: dark) { :root { --bg: #141416; --panel: #1c1c1f; --text: #ececf0; --muted: #9a9aa3;
-  --line: #2e2e33; --accent: #7aa7ff; --good: #4cc36b; --bad: #ff6b6b; --sel: #24324d; --code: #232327; } }
+:root { color-scheme: light dark;
+  --bg: #f5f6f8; --panel: #fff; --text: #1b1e23; --muted: #5d6570; --line: #e3e6ea; --line-strong: #cdd2d8;
+  --accent: #2158d6; --accent-soft: #e9f0fe; --good: #15703f; --good-soft: #e4f4ea; --bad: #b3261e; --bad-soft: #fcebea;
+  --code: #f6f7f9; --hover: #f2f4f7; --mono: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+@media (prefers-color-scheme: dark) { :root {
+  --bg: #0f1114; --panel: #171a1e; --text: #e5e8ec; --muted: #9aa3ae; --line: #272b31; --line-strong: #39404a;
+  --accent: #7ca3ff; --accent-soft: #1d2a45; --good: #5fd08a; --good-soft: #12311f; --bad: #ff8a80; --bad-soft: #3b1715;
+  --code: #12151a; --hover: #1d2126; } }
 * { box-sizing: border-box; }
-body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; background: var(--bg);
-  color: var(--text); height: 100vh; display: flex; flex-direction: column; }
-header { display: flex; align-items: center; gap: 16px; padding: 10px 16px; background: var(--panel);
+[hidden] { display: none !important; }
+html, body { height: 100%; }
+body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; background: var(--bg);
+  color: var(--text); display: flex; flex-direction: column; }
+:focus-visible { outline: 2px solid var(--accent); outline-offset: 2px; }
+button, select, input { font: inherit; color: inherit; }
+button, select { cursor: pointer; }
+kbd { font: 11px/1 var(--mono); border: 1px solid var(--line-strong); border-bottom-width: 2px; border-radius: 4px;
+  padding: 2px 5px; background: var(--panel); }
+
+.bar { display: flex; align-items: center; gap: 14px; padding: 10px 16px; background: var(--panel);
   border-bottom: 1px solid var(--line); flex-wrap: wrap; }
-h1 { font-size: 16px; margin: 0; font-weight: 600; }
-.conn { font-size: 12px; color: var(--muted); display: flex; align-items: center; gap: 6px; }
-.conn::before { content: ""; width: 8px; height: 8px; border-radius: 50%; background: var(--bad); }
-.conn[data-state="live"]::before { background: var(--good); }
-.counters { display: flex; gap: 6px; flex-wrap: wrap; margin-left: auto; }
-.counter { border: 1px solid var(--line); border-radius: 6px; padding: 2px 8px; font-size: 12px; background: var(--bg); }
-.counter b { font-variant-numeric: tabular-nums; }
-.counter .bad { color: var(--bad); }
-.toolbar { display: flex; gap: 8px; padding: 8px 16px; align-items: center; border-bottom: 1px solid var(--line);
-  background: var(--panel); flex-wrap: wrap; }
-.toolbar label { font-size: 12px; color: var(--muted); display: flex; gap: 6px; align-items: center; }
-select, input, button { font: inherit; color: inherit; background: var(--bg); border: 1px solid var(--line);
-  border-radius: 6px; padding: 4px 8px; }
-input[type="search"] { width: 280px; }
-button { cursor: pointer; }
-button:hover { border-color: var(--accent); }
-:focus-visible { outline: 2px solid var(--accent); outline-offset: 1px; }
-.hint { font-size: 12px; color: var(--muted); margin-left: auto; }
-kbd { font: 11px ui-monospace, monospace; border: 1px solid var(--line); border-radius: 4px; padding: 0 4px; }
-main { flex: 1; display: grid; grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); min-height: 0; }
-@media (max-width: 900px) { main { grid-template-columns: 1fr; grid-template-rows: 1fr 1fr; } }
-.list { overflow: auto; border-right: 1px solid var(--line); background: var(--panel); }
-table { width: 100%; border-collapse: collapse; font-size: 13px; }
-th { position: sticky; top: 0; background: var(--panel); text-align: left; font-weight: 600; color: var(--muted);
-  font-size: 12px; padding: 6px 10px; border-bottom: 1px solid var(--line); }
-td { padding: 5px 10px; border-bottom: 1px solid var(--line); white-space: nowrap; overflow: hidden;
-  text-overflow: ellipsis; max-width: 260px; }
+h1 { font-size: 15px; margin: 0; font-weight: 650; letter-spacing: -0.01em; }
+h1 span { color: var(--muted); font-weight: 500; }
+.conn { display: inline-flex; align-items: center; gap: 6px; font-size: 12px; color: var(--muted);
+  border: 1px solid var(--line); border-radius: 999px; padding: 2px 10px 2px 8px; }
+.conn::before { content: ""; width: 8px; height: 8px; border-radius: 50%; background: #d29a00; }
+.conn[data-state="live"]::before { background: var(--good); box-shadow: 0 0 0 3px var(--good-soft); }
+.conn[data-state="down"]::before { background: var(--bad); }
+.summary { display: flex; gap: 14px; margin-left: auto; font-size: 12px; color: var(--muted); flex-wrap: wrap; }
+.summary b { color: var(--text); font-weight: 600; font-variant-numeric: tabular-nums; }
+.summary .bad[data-some] b { color: var(--bad); }
+.btn { background: var(--panel); border: 1px solid var(--line-strong); border-radius: 6px; padding: 4px 12px;
+  font-size: 13px; }
+.btn:hover { border-color: var(--accent); color: var(--accent); }
+.btn.danger:hover { border-color: var(--bad); color: var(--bad); }
+
+.toolbar { display: flex; align-items: center; gap: 10px 16px; padding: 8px 16px; background: var(--panel);
+  border-bottom: 1px solid var(--line); flex-wrap: wrap; }
+.chips { display: flex; gap: 6px; flex-wrap: wrap; }
+.chip { display: inline-flex; align-items: center; gap: 6px; border: 1px solid var(--line); background: var(--bg);
+  border-radius: 999px; padding: 2px 10px; font-size: 12.5px; }
+.chip:hover { border-color: var(--line-strong); }
+.chip[aria-pressed="true"] { background: var(--accent-soft); border-color: var(--accent); color: var(--accent); }
+.chip .n { font-weight: 600; font-variant-numeric: tabular-nums; }
+.chip .nbad { color: var(--bad); background: var(--bad-soft); border-radius: 999px; padding: 0 6px; font-size: 11px;
+  font-weight: 600; }
+.field { display: inline-flex; align-items: center; gap: 6px; font-size: 12px; color: var(--muted); }
+.field select, .field input { background: var(--bg); border: 1px solid var(--line-strong); border-radius: 6px;
+  padding: 4px 8px; font-size: 13px; color: var(--text); }
+.search { position: relative; flex: 1 1 240px; max-width: 420px; }
+.search input { width: 100%; padding-right: 30px; }
+.search kbd { position: absolute; right: 8px; top: 50%; transform: translateY(-50%); pointer-events: none; }
+.shown { font-size: 12px; color: var(--muted); margin-left: auto; font-variant-numeric: tabular-nums; }
+
+main { flex: 1; display: grid; grid-template-columns: minmax(0, 11fr) minmax(0, 9fr); min-height: 0; }
+@media (max-width: 900px) { main { grid-template-columns: 1fr; grid-template-rows: minmax(0, 1fr) minmax(0, 1fr); }
+  .list { border-right: 0; border-bottom: 1px solid var(--line); } .summary { margin-left: 0; } }
+.list { overflow: auto; background: var(--panel); border-right: 1px solid var(--line); scroll-padding-top: 34px; }
+table { width: 100%; border-collapse: collapse; table-layout: fixed; font-size: 13px; }
+th { position: sticky; top: 0; z-index: 1; background: var(--panel); text-align: left; font-weight: 600; font-size: 11px;
+  text-transform: uppercase; letter-spacing: 0.04em; color: var(--muted); padding: 8px 10px;
+  border-bottom: 1px solid var(--line-strong); }
+th.c-time { width: 108px; } th.c-type { width: 84px; } th.c-user { width: 24%; } th.c-status { width: 78px; }
+td { padding: 6px 10px; border-bottom: 1px solid var(--line); white-space: nowrap; overflow: hidden;
+  text-overflow: ellipsis; }
 tbody tr { cursor: pointer; }
-tbody tr:hover { background: var(--bg); }
-tbody tr[aria-selected="true"] { background: var(--sel); }
-td.time { font-variant-numeric: tabular-nums; color: var(--muted); }
-.type { font: 12px ui-monospace, monospace; }
-.badge { font-size: 11px; font-weight: 600; padding: 1px 6px; border-radius: 10px; color: #fff; }
-.badge.good { background: var(--good); }
-.badge.bad { background: var(--bad); }
-.empty { padding: 24px; color: var(--muted); text-align: center; }
-.detail { overflow: auto; padding: 12px 16px; min-width: 0; }
-.detail h2 { font-size: 14px; margin: 0 0 8px; }
-.reasons { margin: 0 0 12px; padding: 8px 12px 8px 28px; border-radius: 6px; border: 1px solid var(--bad);
-  color: var(--bad); }
-.ok { color: var(--good); margin: 0 0 12px; }
-pre { background: var(--code); border: 1px solid var(--line); border-radius: 6px; padding: 10px 12px; margin: 0;
-  font: 12.5px/1.5 ui-monospace, SFMono-Regular, Menlo, monospace; white-space: pre-wrap; word-break: break-word; }
+tbody tr:hover { background: var(--hover); }
+tbody tr[aria-selected="true"] { background: var(--accent-soft); box-shadow: inset 3px 0 0 var(--accent); }
+tbody tr:focus-visible { outline: 2px solid var(--accent); outline-offset: -2px; }
+td.time { font: 12px var(--mono); color: var(--muted); }
+td.type { font: 12px var(--mono); }
+td.what:empty::after, td.user:empty::after { content: "—"; color: var(--muted); }
+.tag { color: var(--muted); font-size: 11px; margin-right: 4px; }
+.badge { display: inline-block; font-size: 11px; font-weight: 600; line-height: 18px; padding: 0 8px; border-radius: 999px; }
+.badge.good { color: var(--good); background: var(--good-soft); }
+.badge.bad { color: var(--bad); background: var(--bad-soft); }
+.empty { padding: 40px 24px; color: var(--muted); text-align: center; }
+.empty p { margin: 0 0 8px; }
+.empty code { font: 12px var(--mono); background: var(--code); border: 1px solid var(--line); border-radius: 4px;
+  padding: 1px 6px; color: var(--text); }
+
+.detail { overflow: auto; padding: 16px 20px; min-width: 0; }
+.detail:focus-visible { outline-offset: -2px; }
+.placeholder { color: var(--muted); padding: 24px 0; }
+.detail-head { display: flex; align-items: center; gap: 10px; margin-bottom: 10px; }
+.detail h2 { font-size: 16px; margin: 0; font-weight: 600; min-width: 0; overflow-wrap: anywhere; }
+.detail h2 .type-tag { font: 12px var(--mono); color: var(--muted); border: 1px solid var(--line-strong);
+  border-radius: 4px; padding: 1px 6px; margin-right: 8px; vertical-align: 2px; }
+.detail h3 { font-size: 12px; margin: 0; text-transform: uppercase; letter-spacing: 0.04em; color: var(--muted); }
+.meta { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: 2px 14px; margin: 0 0 14px;
+  font-size: 12.5px; }
+.meta dt { color: var(--muted); }
+.meta dd { margin: 0; font-family: var(--mono); font-size: 12px; overflow-wrap: anywhere; }
+.reasons { border: 1px solid var(--bad); background: var(--bad-soft); color: var(--text); border-radius: 8px;
+  padding: 10px 14px; margin: 0 0 14px; }
+.reasons h3 { color: var(--bad); }
+.reasons ul { margin: 6px 0 0; padding-left: 18px; }
+.reasons li { margin: 2px 0; }
+.valid { border: 1px solid var(--good); background: var(--good-soft); color: var(--good); border-radius: 8px;
+  padding: 8px 14px; margin: 0 0 14px; font-weight: 500; }
+.json-head { display: flex; align-items: center; justify-content: space-between; margin-bottom: 6px; }
+.json-head .btn { font-size: 12px; padding: 2px 10px; }
+pre { background: var(--code); border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; margin: 0;
+  font: 12.5px/1.55 var(--mono); white-space: pre-wrap; overflow-wrap: anywhere; tab-size: 2; }
+
+.keys { display: flex; gap: 14px; flex-wrap: wrap; padding: 6px 16px; font-size: 12px; color: var(--muted);
+  background: var(--panel); border-top: 1px solid var(--line); }
 `;
 
 const SCRIPT = `
 "use strict";
-var TYPES = ["identify", "track", "page", "screen", "group", "alias"];
-var MAX_ROWS = 2000;
-var events = [];
-var selectedId = null;
-var $ = function (id) { return document.getElementById(id); };
-var tbody = $("rows"), typeFilter = $("type-filter"), statusFilter = $("status-filter"), search = $("search");
+const TYPES = ["identify", "track", "page", "screen", "group", "alias"];
+const MAX_ROWS = 2000;
+const $ = (id) => document.getElementById(id);
+const list = $("list"), tbody = $("rows"), detail = $("detail"), search = $("search"), statusFilter = $("status-filter");
+const chips = $("types"), conn = $("conn"), empty = $("empty"), shown = $("shown");
 
-function el(tag, text, className) {
-  var node = document.createElement(tag);
-  if (text !== undefined) node.textContent = text;
+let events = []; // newest first, at most MAX_ROWS
+let pending = []; // from the stream, not drawn yet, oldest first
+let loading = false; // a snapshot is on its way: the stream's messages wait for it
+let generation = 0; // of the latest snapshot asked for; older answers are ignored
+let typeFilter = "";
+let selectedId = null;
+let flushTimer = null;
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
   if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
   return node;
 }
-function user(m) { return m.userId != null ? String(m.userId) : m.anonymousId != null ? "anon " + m.anonymousId : ""; }
+function text(v) { return v == null ? "" : typeof v === "string" ? v : JSON.stringify(v); }
+function pad(n, width) { return String(n).padStart(width || 2, "0"); }
+function clock(iso) {
+  const d = new Date(iso);
+  if (isNaN(d.getTime())) return "";
+  return pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds()) + "." + pad(d.getMilliseconds(), 3);
+}
+function typeOf(e) { const t = e.message && e.message.type; return TYPES.includes(t) ? t : "unknown"; }
 function label(m) {
-  if (m.type === "track") return m.event == null ? "" : String(m.event);
-  if (m.type === "page" || m.type === "screen") return [m.category, m.name].filter(function (x) { return x != null; }).join(" / ");
-  if (m.type === "group") return m.groupId == null ? "" : "group " + m.groupId;
-  if (m.type === "alias") return m.previousId == null ? "" : "from " + m.previousId;
-  return m.traits && m.traits.email ? String(m.traits.email) : "";
-}
-function matches(e) {
-  var type = typeFilter.value, status = statusFilter.value, text = search.value.trim().toLowerCase();
-  if (type && e.message.type !== type) return false;
-  if (status && e.status !== status) return false;
-  if (text) {
-    if (e.haystack === undefined) e.haystack = JSON.stringify(e.message).toLowerCase() + " " + e.reasons.join(" ").toLowerCase();
-    if (e.haystack.indexOf(text) < 0) return false;
+  switch (m.type) {
+    case "track": return text(m.event);
+    case "page": case "screen": return [m.category, m.name].filter((x) => x != null).map(text).join(" / ");
+    case "group": return m.groupId == null ? "" : "group " + text(m.groupId);
+    case "alias": return m.previousId == null ? "" : "from " + text(m.previousId);
+    case "identify": return m.traits ? text(m.traits.email != null ? m.traits.email : m.traits.name) : "";
+    default: return "";
   }
-  return true;
 }
+
+// ---- the list
+function matches(e) {
+  if (typeFilter && typeOf(e) !== typeFilter) return false;
+  if (statusFilter.value && e.status !== statusFilter.value) return false;
+  const q = search.value.trim().toLowerCase();
+  if (!q) return true;
+  if (e.haystack === undefined) e.haystack = (JSON.stringify(e.message) + "\\n" + e.reasons.join("\\n")).toLowerCase();
+  return e.haystack.includes(q);
+}
+function rowOf(id) { return id === null ? null : document.getElementById("row-" + id); }
 function row(e) {
-  var tr = document.createElement("tr");
+  const m = e.message || {};
+  const tr = el("tr");
+  tr.id = "row-" + e.id;
   tr.dataset.id = String(e.id);
   tr.dataset.testid = "event-row";
-  tr.tabIndex = e.id === selectedId ? 0 : -1;
-  tr.setAttribute("role", "option");
+  tr.dataset.status = e.status;
+  tr.tabIndex = -1;
   tr.setAttribute("aria-selected", String(e.id === selectedId));
-  var time = new Date(e.receivedAt);
-  tr.append(el("td", time.toLocaleTimeString([], { hour12: false }), "time"), el("td", e.message.type == null ? "?" : String(e.message.type), "type"),
-    el("td", user(e.message)), el("td", label(e.message)));
-  var status = el("td");
-  status.append(el("span", e.status, "badge " + e.status));
-  tr.append(status);
-  tr.addEventListener("click", function () { select(e.id, true); });
+  const time = el("td", "time", clock(e.receivedAt));
+  time.title = "received " + e.receivedAt;
+  const user = el("td", "user");
+  if (m.userId != null) user.textContent = text(m.userId);
+  else if (m.anonymousId != null) user.append(el("span", "tag", "anon"), text(m.anonymousId));
+  user.title = user.textContent;
+  const what = el("td", "what", label(m));
+  what.title = what.textContent;
+  const status = el("td", "status");
+  status.append(el("span", "badge " + (e.status === "good" ? "good" : "bad"), e.status === "good" ? "good" : "bad"));
+  tr.append(time, el("td", "type", m.type == null ? "" : text(m.type)), user, what, status);
   return tr;
 }
 function render() {
-  tbody.replaceChildren();
-  var shown = 0;
-  for (var i = 0; i < events.length && shown < MAX_ROWS; i++) {
-    if (matches(events[i])) { tbody.append(row(events[i])); shown++; }
+  const rows = document.createDocumentFragment();
+  let n = 0;
+  for (let i = 0; i < events.length && n < MAX_ROWS; i++) {
+    if (matches(events[i])) { rows.append(row(events[i])); n++; }
   }
-  roving();
-  $("empty").hidden = shown > 0;
-  $("empty").textContent = events.length === 0 ? "No messages yet. Point a client at this collector and send some." : "No message matches the filters.";
+  tbody.replaceChildren(rows);
+  drawn();
 }
-// One row is in the Tab order: the selected one, else the newest.
-function roving() {
-  var rows = tbody.children, any = false;
-  for (var i = 0; i < rows.length; i++) if (rows[i].tabIndex === 0) any = true;
-  if (!any && rows.length > 0) rows[0].tabIndex = 0;
+// After the rows changed: the one Tab stop (the selected row, else the newest), the count, the empty state.
+function drawn() {
+  const stop = rowOf(selectedId) || tbody.firstElementChild;
+  const old = tbody.querySelector('tr[tabindex="0"]');
+  if (old && old !== stop) old.tabIndex = -1;
+  if (stop) stop.tabIndex = 0;
+  const n = tbody.childElementCount;
+  const filtered = typeFilter !== "" || statusFilter.value !== "" || search.value.trim() !== "";
+  shown.textContent = (filtered ? n + " of " + events.length + " shown" : n + (n === 1 ? " message" : " messages")) +
+    (events.length === MAX_ROWS ? " (the page keeps the newest " + MAX_ROWS + ")" : "");
+  empty.hidden = n > 0;
+  $("empty-none").hidden = loading || events.length > 0;
+  $("empty-filtered").hidden = events.length === 0;
 }
-var statsTimer = null;
-function statsSoon() {
-  if (statsTimer === null) statsTimer = setTimeout(function () { statsTimer = null; refreshStats(); }, 250);
+function queue(e) {
+  pending.push(e);
+  if (pending.length > MAX_ROWS) pending.splice(0, pending.length - MAX_ROWS);
+  if (flushTimer === null && !loading) flushTimer = setTimeout(flush, 40);
 }
-function add(e) {
-  statsSoon();
-  events.unshift(e);
-  if (events.length > MAX_ROWS) events.length = MAX_ROWS;
-  if (!matches(e)) return;
-  tbody.prepend(row(e));
-  if (tbody.children.length > MAX_ROWS) tbody.lastElementChild.remove();
-  if (tbody.children.length > 1 && selectedId === null) tbody.children[1].tabIndex = -1;
-  roving();
-  $("empty").hidden = true;
+// Draws what the stream brought since the last time, in one go.
+function flush() {
+  clearTimeout(flushTimer);
+  flushTimer = null;
+  if (loading || pending.length === 0) return;
+  const batch = pending.reverse();
+  pending = [];
+  events = batch.concat(events);
+  if (events.length > MAX_ROWS) {
+    for (const gone of events.splice(MAX_ROWS)) { const r = rowOf(gone.id); if (r) r.remove(); }
+  }
+  if (batch.length >= MAX_ROWS) return render();
+  const rows = document.createDocumentFragment();
+  for (const e of batch) if (matches(e)) rows.append(row(e));
+  if (rows.childElementCount > 0) {
+    // Someone reading further down keeps their place; at the top, the new rows come into view.
+    const top = list.scrollTop, height = list.scrollHeight;
+    tbody.prepend(rows);
+    if (top > 0) list.scrollTop = top + list.scrollHeight - height;
+  }
+  drawn();
 }
-function find(id) { for (var i = 0; i < events.length; i++) if (events[i].id === id) return events[i]; return null; }
+
+// ---- selection and detail
+function find(id) { return events.find((e) => e.id === id) || null; }
 function select(id, focus) {
+  const old = rowOf(selectedId);
+  if (old) old.setAttribute("aria-selected", "false");
   selectedId = id;
-  var rows = tbody.children, target = null;
-  for (var i = 0; i < rows.length; i++) {
-    var on = rows[i].dataset.id === String(id);
-    rows[i].setAttribute("aria-selected", String(on));
-    rows[i].tabIndex = on ? 0 : -1;
-    if (on) target = rows[i];
-  }
-  if (target && focus) { target.focus({ preventScroll: true }); target.scrollIntoView({ block: "nearest" }); }
-  var e = find(id), detail = $("detail");
-  detail.replaceChildren();
-  if (!e) { detail.append(el("p", "Select a message to see it as it arrived.", "empty")); return; }
-  var m = e.message;
-  detail.append(el("h2", (m.type || "message") + " " + (m.messageId || "") + " (received " + new Date(e.receivedAt).toLocaleString() + ")"));
-  if (e.reasons.length > 0) {
-    var list = el("ul", undefined, "reasons");
-    list.dataset.testid = "reasons";
-    list.setAttribute("aria-label", "Validation problems");
-    e.reasons.forEach(function (r) { list.append(el("li", r)); });
-    detail.append(list);
-  } else {
-    detail.append(el("p", "Valid: matches the Segment spec.", "ok"));
-  }
-  var pre = el("pre", JSON.stringify(m, null, 2));
-  pre.dataset.testid = "event-json";
-  detail.append(pre);
+  const tr = rowOf(id);
+  if (tr) tr.setAttribute("aria-selected", "true");
+  drawn();
+  if (tr && focus) { tr.focus({ preventScroll: true }); tr.scrollIntoView({ block: "nearest" }); }
+  show(find(id));
 }
-function move(step) {
-  var rows = Array.prototype.slice.call(tbody.children);
+function show(e) {
+  detail.replaceChildren();
+  if (!e) {
+    detail.append(el("p", "placeholder", "Select a message to see it as it arrived and what the checks found."));
+    return;
+  }
+  const m = e.message || {};
+  const head = el("div", "detail-head");
+  const title = el("h2");
+  title.append(el("span", "type-tag", m.type == null ? "no type" : text(m.type)), label(m) || "(unnamed)");
+  head.append(title, el("span", "badge " + (e.status === "good" ? "good" : "bad"), e.status === "good" ? "good" : "bad"));
+  const meta = el("dl", "meta");
+  const fact = (name, value) => { if (value) meta.append(el("dt", "", name), el("dd", "", value)); };
+  const received = new Date(e.receivedAt);
+  fact("Received", isNaN(received.getTime()) ? e.receivedAt : received.toLocaleString());
+  fact("Message ID", text(m.messageId));
+  fact("User ID", text(m.userId));
+  fact("Anonymous ID", text(m.anonymousId));
+  fact("Timestamp", text(m.timestamp));
+  detail.append(head, meta);
+  if (e.reasons.length > 0) {
+    const box = el("section", "reasons");
+    box.dataset.testid = "reasons";
+    box.setAttribute("aria-label", "Problems");
+    const list = el("ul");
+    for (const reason of e.reasons) list.append(el("li", "", reason));
+    box.append(el("h3", "", e.reasons.length === 1 ? "1 problem" : e.reasons.length + " problems"), list);
+    detail.append(box);
+  } else {
+    const ok = el("p", "valid", "\\u2713 Matches the Segment spec");
+    ok.dataset.testid = "valid";
+    detail.append(ok);
+  }
+  const json = JSON.stringify(m, null, 2);
+  const jsonHead = el("div", "json-head");
+  jsonHead.append(el("h3", "", "Message"));
+  if (navigator.clipboard) {
+    const copy = el("button", "btn", "Copy JSON");
+    copy.type = "button";
+    copy.addEventListener("click", () => navigator.clipboard.writeText(json).then(
+      () => { copy.textContent = "Copied"; setTimeout(() => { copy.textContent = "Copy JSON"; }, 1500); },
+      () => { copy.textContent = "Cannot copy"; },
+    ));
+    jsonHead.append(copy);
+  }
+  const pre = el("pre", "", json);
+  pre.dataset.testid = "event-json";
+  detail.append(jsonHead, pre);
+}
+function step(by) {
+  const rows = tbody.children;
   if (rows.length === 0) return;
-  var at = rows.findIndex(function (r) { return r.dataset.id === String(selectedId); });
-  var next = at < 0 ? 0 : Math.max(0, Math.min(rows.length - 1, at + step));
+  const active = document.activeElement;
+  const current = active && active.parentElement === tbody ? active : rowOf(selectedId);
+  const at = current ? Array.prototype.indexOf.call(rows, current) : -1;
+  const to = at < 0 ? (by === Infinity ? rows.length - 1 : 0) : at + by;
+  const next = Math.max(0, Math.min(rows.length - 1, to));
   select(Number(rows[next].dataset.id), true);
 }
-function stats(s) {
-  var box = $("counters");
-  box.replaceChildren();
-  function counter(name, good, bad, testid) {
-    var c = el("span", undefined, "counter");
-    c.dataset.testid = testid;
-    c.append(name + " ", el("b", String(good + bad)));
-    if (bad > 0) { c.append(" "); c.append(el("span", "(" + bad + " bad)", "bad")); }
-    box.append(c);
-  }
-  counter("all", s.good, s.bad, "count-all");
-  TYPES.forEach(function (t) { var c = s.byType[t] || { good: 0, bad: 0 }; counter(t, c.good, c.bad, "count-" + t); });
-  if (s.evicted > 0) box.append(el("span", s.evicted + " evicted", "counter"));
+
+// ---- counters and filters
+function chip(type) {
+  const b = el("button", "chip");
+  b.type = "button";
+  b.dataset.type = type;
+  b.dataset.testid = "type-" + (type || "all");
+  b.setAttribute("aria-pressed", String(type === typeFilter));
+  b.append(el("span", "", type || "all"), el("span", "n", "0"), el("span", "nbad"));
+  b.lastChild.hidden = true;
+  chips.append(b);
+  return b;
 }
-function refreshStats() { fetch("/api/stats").then(function (r) { return r.json(); }).then(stats).catch(function () {}); }
-function load() {
-  return fetch("/api/events?limit=" + MAX_ROWS).then(function (r) { return r.json(); }).then(function (body) {
-    events = body.events;
-    render();
-    refreshStats();
+function count(type, good, bad) {
+  let b = null;
+  for (const c of chips.children) if (c.dataset.type === type) b = c;
+  if (b === null) b = chip(type);
+  b.children[1].textContent = String(good + bad);
+  b.children[2].textContent = bad + " bad";
+  b.children[2].hidden = bad === 0;
+  const n = good + bad;
+  b.setAttribute("aria-label", (type || "all types") + ": " + n + (n === 1 ? " message, " : " messages, ") + bad + " bad");
+}
+function stats(s) {
+  if (!s || typeof s !== "object" || !s.byType) return;
+  count("", s.good, s.bad);
+  for (const t of TYPES) { const c = s.byType[t] || { good: 0, bad: 0 }; count(t, c.good, c.bad); }
+  for (const t of Object.keys(s.byType)) if (!TYPES.includes(t)) count(t, s.byType[t].good, s.byType[t].bad);
+  $("total").textContent = String(s.total);
+  $("bad").textContent = String(s.bad);
+  $("bad").parentElement.toggleAttribute("data-some", s.bad > 0);
+  $("evicted").textContent = String(s.evicted);
+  $("requests").textContent = String(s.requests);
+}
+function filterType(type) {
+  typeFilter = type;
+  for (const b of chips.children) b.setAttribute("aria-pressed", String(b.dataset.type === type));
+  render();
+}
+function resetFilters() { search.value = ""; statusFilter.value = ""; filterType(""); }
+function focusList() { const stop = rowOf(selectedId) || tbody.firstElementChild; if (stop) stop.focus(); }
+
+// ---- talking to the collector
+function getJSON(path) {
+  return fetch(path, { cache: "no-store" }).then((r) => {
+    if (!r.ok) throw new Error(path + " answered " + r.status);
+    return r.json();
   });
 }
-function connect() {
-  var conn = $("conn");
-  var source = new EventSource("/api/stream");
-  source.onopen = function () { conn.dataset.state = "live"; conn.textContent = "live"; };
-  source.onerror = function () { conn.dataset.state = "down"; conn.textContent = "reconnecting…"; };
-  source.addEventListener("message", function (m) { add(JSON.parse(m.data)); });
-  source.addEventListener("stats", function (m) { stats(JSON.parse(m.data)); });
-  source.addEventListener("clear", function () { events = []; selectedId = null; render(); select(null); refreshStats(); });
+function setConn(state, words) { conn.dataset.state = state; conn.textContent = words; }
+function reload() {
+  const mine = ++generation;
+  loading = true;
+  Promise.all([getJSON("/api/events?limit=" + MAX_ROWS), getJSON("/api/stats")]).then(([body, s]) => {
+    if (mine !== generation) return;
+    loading = false;
+    events = body.events;
+    const newest = events.length > 0 ? events[0].id : 0;
+    pending = pending.filter((e) => e.id > newest);
+    stats(s);
+    render();
+    flush();
+  }, () => {
+    if (mine !== generation) return;
+    loading = false;
+    drawn();
+    flush();
+    if (conn.dataset.state !== "live") setConn("down", "Cannot reach the collector");
+  });
 }
-typeFilter.addEventListener("change", render);
+function cleared() {
+  events = [];
+  pending = [];
+  selectedId = null;
+  render();
+  show(null);
+  if (loading) reload();
+}
+function connect() {
+  const source = new EventSource("/api/stream");
+  source.addEventListener("open", () => { setConn("live", "Live"); reload(); });
+  source.addEventListener("error", () => {
+    if (source.readyState === EventSource.CLOSED) {
+      setConn("down", "Disconnected, retrying\\u2026");
+      setTimeout(connect, 3000);
+    } else setConn("retrying", "Reconnecting\\u2026");
+  });
+  source.addEventListener("message", (m) => queue(JSON.parse(m.data)));
+  source.addEventListener("stats", (m) => stats(JSON.parse(m.data)));
+  source.addEventListener("clear", cleared);
+}
+
+// ---- wiring
+for (const t of ["", ...TYPES]) chip(t);
+chips.addEventListener("click", (ev) => {
+  const b = ev.target.closest("button[data-type]");
+  if (b) filterType(typeFilter === b.dataset.type ? "" : b.dataset.type);
+});
 statusFilter.addEventListener("change", render);
 search.addEventListener("input", render);
-$("clear").addEventListener("click", function () { fetch("/api/events", { method: "DELETE" }); });
-document.addEventListener("keydown", function (k) {
-  var typing = k.target instanceof HTMLInputElement || k.target instanceof HTMLSelectElement;
-  if (k.key === "/" && !typing) { k.preventDefault(); search.focus(); return; }
-  if (k.key === "Escape" && k.target === search) { search.value = ""; render(); search.blur(); return; }
-  if (typing) return;
-  if (k.key === "ArrowDown" || k.key === "j") { k.preventDefault(); move(1); }
-  else if (k.key === "ArrowUp" || k.key === "k") { k.preventDefault(); move(-1); }
-  else if (k.key === "Enter" && k.target instanceof HTMLTableRowElement) select(Number(k.target.dataset.id), true);
+$("reset").addEventListener("click", resetFilters);
+$("host").textContent = location.origin;
+tbody.addEventListener("click", (ev) => {
+  const tr = ev.target.closest("tr");
+  if (tr) select(Number(tr.dataset.id), true);
 });
-load().then(connect, function () { $("conn").textContent = "cannot reach the collector"; });
+$("clear").addEventListener("click", () => {
+  fetch("/api/events", { method: "DELETE" }).then((r) => {
+    // The stream says "clear" to every open page; without it, this page clears itself.
+    if (r.ok && conn.dataset.state !== "live") cleared();
+  }, () => setConn("down", "Cannot reach the collector"));
+});
+document.addEventListener("keydown", (k) => {
+  if (k.ctrlKey || k.metaKey || k.altKey) return;
+  const t = k.target;
+  if (t === search && (k.key === "Escape" || k.key === "ArrowDown" || k.key === "Enter")) {
+    k.preventDefault();
+    if (k.key === "Escape" && search.value !== "") { search.value = ""; render(); } else focusList();
+    return;
+  }
+  if (t instanceof HTMLInputElement || t instanceof HTMLSelectElement || t instanceof HTMLTextAreaElement) return;
+  const onRow = t instanceof HTMLTableRowElement && t.parentElement === tbody;
+  const inList = onRow || t === document.body || t === list;
+  switch (k.key) {
+    case "/": search.focus(); search.select(); break;
+    case "j": step(1); break;
+    case "k": step(-1); break;
+    case "ArrowDown": if (!inList) return; step(1); break;
+    case "ArrowUp": if (!inList) return; step(-1); break;
+    case "PageDown": if (!inList) return; step(10); break;
+    case "PageUp": if (!inList) return; step(-10); break;
+    case "Home": if (!inList) return; step(-Infinity); break;
+    case "End": if (!inList) return; step(Infinity); break;
+    case "Enter": case " ": if (!onRow) return; select(Number(t.dataset.id), true); break;
+    default: return;
+  }
+  k.preventDefault();
+});
+show(null);
+reload();
+connect();
 `;
 
 /** The inspector page served at `GET /`. */
@@ -237,32 +471,48 @@ export const INSPECTOR_HTML: string = `<!doctype html>
 <style>${STYLE}</style>
 </head>
 <body>
-<header>
-  <h1>Tally collector</h1>
-  <span id="conn" class="conn" role="status" aria-live="polite">connecting…</span>
-  <div id="counters" class="counters" aria-label="Messages per type"></div>
-  <button id="clear" type="button" title="Forget every stored message">Clear</button>
+<header class="bar">
+  <h1>Tally <span>collector</span></h1>
+  <span id="conn" class="conn" data-state="connecting" role="status" data-testid="connection">Connecting…</span>
+  <div class="summary" data-testid="summary">
+    <span><b id="total" data-testid="total">0</b> received</span>
+    <span class="bad"><b id="bad" data-testid="bad">0</b> bad</span>
+    <span><b id="evicted" data-testid="evicted">0</b> evicted</span>
+    <span><b id="requests" data-testid="requests">0</b> requests</span>
+  </div>
+  <button id="clear" class="btn danger" type="button" data-testid="clear"
+    title="Forget every stored message (DELETE /api/events)">Clear</button>
 </header>
-<div class="toolbar" role="search">
-  <label>Type <select id="type-filter"><option value="">all</option><option>identify</option><option>track</option>
-    <option>page</option><option>screen</option><option>group</option><option>alias</option></select></label>
-  <label>Status <select id="status-filter"><option value="">all</option><option value="good">good</option>
-    <option value="bad">bad</option></select></label>
-  <label>Search <input id="search" type="search" placeholder="text anywhere in the JSON" autocomplete="off"></label>
-  <span class="hint"><kbd>/</kbd> search · <kbd>↑</kbd><kbd>↓</kbd> or <kbd>j</kbd><kbd>k</kbd> move · newest first</span>
+<div class="toolbar" role="search" aria-label="Filter messages">
+  <div id="types" class="chips" role="group" aria-label="Filter by type (counts: messages received)"></div>
+  <label class="field">Status <select id="status-filter" data-testid="status-filter"><option value="">all</option>
+    <option value="good">good</option><option value="bad">bad</option></select></label>
+  <label class="field search"><span>Search</span><input id="search" type="search" data-testid="search"
+    placeholder="text anywhere in the JSON" autocomplete="off" spellcheck="false"><kbd aria-hidden="true">/</kbd></label>
 </div>
 <main>
-  <section class="list" aria-label="Messages">
-    <table>
-      <thead><tr><th>Time</th><th>Type</th><th>User</th><th>Event or name</th><th>Spec</th></tr></thead>
-      <tbody id="rows" role="listbox" aria-label="Messages, newest first"></tbody>
+  <section id="list" class="list" aria-label="Messages">
+    <table role="grid" aria-label="Messages, newest first" aria-readonly="true">
+      <thead><tr><th scope="col" class="c-time">Time</th><th scope="col" class="c-type">Type</th>
+        <th scope="col" class="c-user">User</th><th scope="col">Event or name</th>
+        <th scope="col" class="c-status">Spec</th></tr></thead>
+      <tbody id="rows"></tbody>
     </table>
-    <p id="empty" class="empty">Loading…</p>
+    <div id="empty" class="empty" data-testid="empty">
+      <div id="empty-none" hidden><p>No messages yet.</p>
+        <p>Point a Segment client at <code id="host"></code>: they appear here as they arrive.</p></div>
+      <div id="empty-filtered" hidden><p>No message matches the filters.</p>
+        <button id="reset" class="btn" type="button">Show all</button></div>
+    </div>
   </section>
-  <section id="detail" class="detail" aria-label="Selected message" aria-live="polite">
-    <p class="empty">Select a message to see it as it arrived.</p>
-  </section>
+  <section id="detail" class="detail" aria-label="Selected message" tabindex="0" data-testid="detail"></section>
 </main>
+<footer class="keys" aria-label="Keyboard">
+  <span><kbd>/</kbd> search</span><span><kbd>↑</kbd> <kbd>↓</kbd> or <kbd>j</kbd> <kbd>k</kbd> move</span>
+  <span><kbd>Home</kbd> <kbd>End</kbd> first, last</span><span><kbd>Enter</kbd> select</span>
+  <span><kbd>Esc</kbd> clear search</span>
+  <span id="shown" class="shown" data-testid="shown"></span>
+</footer>
 <script>${SCRIPT}</script>
 </body>
 </html>
