@@ -18,6 +18,10 @@
  * @module
  */
 export { Analytics } from "./lib/client.ts";
+export { Context, ContextCancelation } from "./lib/context.ts";
+export type { EmitterEvents, ErrorEvent, EventName, HttpRequestEvent, HttpResponseEvent } from "./lib/emitter.ts";
+export type { OAuthSettings } from "./lib/oauth.ts";
+export type { Plugin } from "./lib/plugins.ts";
 export { default } from "./lib/default_client.ts";
 export { DeliveryError, type FailureReason, ValidationError } from "./lib/errors.ts";
 export type { AnalyticsOptions } from "./lib/options.ts";
@@ -30,6 +34,9 @@ export type {
   FlushOptions,
   FlushResult,
   GroupParams,
+  HttpClient,
+  HttpClientRequest,
+  HttpClientResponse,
   Id,
   IdentifyParams,
   Integrations,

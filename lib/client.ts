@@ -1,7 +1,10 @@
+import { Context } from "./context.ts";
 import { Delivery } from "./delivery.ts";
+import { Emitter, type EmitterEvents, type EventName } from "./emitter.ts";
 import { DeliveryError, ValidationError } from "./errors.ts";
 import * as build from "./message.ts";
 import { type AnalyticsOptions, checkSetting, resolveOptions, type Settings } from "./options.ts";
+import { type Plugin, Plugins } from "./plugins.ts";
 import { boundedByteLength, byteLength, MAX_MESSAGE_BYTES, serialize } from "./serialize.ts";
 import type {
   AliasParams,
@@ -12,6 +15,7 @@ import type {
   FlushOptions,
   FlushResult,
   GroupParams,
+  HttpClient,
   Id,
   IdentifyParams,
   Logger,
@@ -22,6 +26,7 @@ import type {
   Stats,
   TrackParams,
 } from "./types.ts";
+import { VERSION } from "./version.ts";
 
 const isParams = (value: unknown): value is object =>
   typeof value === "object" && value !== null && !Array.isArray(value);
@@ -73,7 +78,10 @@ function tooLarge(message: Message, json: string): ValidationError {
 export class Analytics {
   readonly #s: Settings;
   readonly #d: Delivery;
-  readonly #middleware: Middleware[] = [];
+  readonly #events: Emitter;
+  readonly #plugins: Plugins;
+  /** Messages whose middleware returned a promise, not yet queued (flush and close wait for them). */
+  readonly #pending = new Set<Promise<void>>();
 
   /**
    * Creates a client. Options are validated here: a wrong type is a
@@ -89,7 +97,14 @@ export class Analytics {
       throw new TypeError("Cannot create Analytics: the write key is given twice");
     }
     this.#s = resolveOptions(options);
-    this.#d = new Delivery(this.#s);
+    this.#events = new Emitter((name, thrown) => this.#logError(`[tally] a "${name}" listener threw:`, thrown));
+    this.#d = new Delivery(this.#s, this.#events);
+    this.#plugins = new Plugins(this, this.#events, (...args) => this.#logError(...args));
+  }
+
+  /** The library version (analytics-node's `analytics.VERSION`). */
+  get VERSION(): string {
+    return VERSION;
   }
 
   // The options, each readable and settable; a change applies from the next message or batch.
@@ -101,11 +116,11 @@ export class Analytics {
   set writeKey(value: string | undefined) {
     this.#set("writeKey", value);
   }
-  /** The Segment-compatible endpoint. */
+  /** The Segment-compatible endpoint; setting `null` or `undefined` restores the default. */
   get host(): string {
     return this.#s.host;
   }
-  set host(value: string) {
+  set host(value: string | null | undefined) {
     this.#set("host", value);
   }
   /** The batch path on `host`. */
@@ -207,11 +222,18 @@ export class Analytics {
     this.#set("maxRetryDelay", value);
   }
   /** The transport (undefined: the global `fetch` at send time). */
-  get fetch(): FetchFn | undefined {
+  get fetch(): FetchFn | HttpClient | undefined {
     return this.#s.fetch;
   }
-  set fetch(value: FetchFn) {
+  set fetch(value: FetchFn | HttpClient) {
     this.#set("fetch", value);
+  }
+  /** The HTTP proxy every request goes through (Deno and Bun), or undefined. */
+  get proxy(): string | undefined {
+    return this.#s.proxy;
+  }
+  set proxy(value: string | null | undefined) {
+    this.#set("proxy", value);
   }
 
   #set<K extends keyof Settings>(name: K, value: unknown): void {
@@ -355,59 +377,97 @@ export class Analytics {
       );
     }
     const json = serialize(message, type);
-    if (this.#middleware.length > 0 || !s.send) {
+    const plugins = this.#plugins;
+    if (plugins.middleware.length > 0 || !s.send) {
       if (boundedByteLength(json) < 0) throw tooLarge(message, json);
-      if (this.#middleware.length > 0) return this.#acceptThroughMiddleware(message, json, callback);
+      if (plugins.middleware.length > 0) {
+        this.#step(JSON.parse(json), 0, type, json, callback);
+        return message.messageId;
+      }
     } else if (!this.#d.enqueue(json, callback)) throw tooLarge(message, json);
     this.#queued(json, callback);
     return message.messageId;
   }
 
-  /** Logs an accepted message; with `send: false`, also answers its callback. */
+  /** Logs an accepted message and hands it to destination plugins; with `send: false`, also answers its callback. */
   #queued(json: string, callback: Callback | undefined): void {
     const s = this.#s;
-    if (s.debug) s.logger.debug(`[tally] queued ${json.length > 300 ? json.slice(0, 300) + "…" : json}`);
-    if (!s.send && callback !== undefined) queueMicrotask(() => callback(undefined, JSON.parse(json)));
+    if (s.debug) this.#log("debug", `[tally] queued ${json.length > 300 ? json.slice(0, 300) + "…" : json}`);
+    if (this.#plugins.destinations.length > 0) this.#plugins.deliverTo(JSON.parse(json));
+    if (!s.send && callback !== undefined) {
+      queueMicrotask(() => {
+        try {
+          void callback(undefined, new Context(JSON.parse(json)));
+        } catch (thrown) {
+          this.#logError("[tally] a callback threw:", thrown);
+        }
+      });
+    }
   }
 
-  #acceptThroughMiddleware(message: Message, original: string, callback: Callback | undefined): string {
-    const type = message.type;
-    // Middleware gets a private deep copy, so scrubbing never touches the caller's objects.
-    let current: Message | null | undefined = JSON.parse(original);
-    for (const fn of this.#middleware) {
+  #log(level: "debug" | "error", ...args: unknown[]): void {
+    try {
+      this.#s.logger[level](...args);
+    } catch {
+      // A logger that throws must not break a call.
+    }
+  }
+
+  #logError(...args: unknown[]): void {
+    this.#log("error", ...args);
+  }
+
+  /**
+   * Runs middleware from number `from` on `current` (a private deep copy, so
+   * scrubbing never touches the caller's objects). Middleware that returns a
+   * promise continues when it settles; flush() and close() wait for it.
+   */
+  #step(current: unknown, from: number, type: string, original: string, callback: Callback | undefined): void {
+    const chain = this.#plugins.middleware;
+    for (let i = from; i < chain.length; i++) {
+      let result: unknown;
       try {
-        current = fn(current as Message);
+        result = chain[i](current as Message);
       } catch (cause) {
-        this.#d.reject(
-          new DeliveryError("middleware", `Cannot queue a ${type}: middleware threw: ${(cause as Error)?.message}`, {
-            cause,
-          }),
-          [original],
+        return this.#middlewareFailed(
+          `middleware threw: ${(cause as Error)?.message ?? cause}`,
+          cause,
+          original,
           callback,
         );
-        return message.messageId;
       }
-      if (current == null) {
-        if (this.#s.debug) this.#s.logger.debug(`[tally] middleware dropped ${type} ${message.messageId}`);
-        this.#d.drop(JSON.parse(original), callback);
-        return message.messageId;
+      if (typeof (result as Promise<unknown>)?.then === "function") {
+        const pending: Promise<void> = Promise.resolve(result).then(
+          (value) => this.#step(value, i + 1, type, original, callback),
+          (cause) =>
+            this.#middlewareFailed(
+              `middleware rejected: ${(cause as Error)?.message ?? cause}`,
+              cause,
+              original,
+              callback,
+            ),
+        ).finally(() => this.#pending.delete(pending));
+        this.#pending.add(pending);
+        return;
       }
+      if (result == null) {
+        if (this.#s.debug) this.#log("debug", `[tally] middleware dropped a ${type}`);
+        return this.#d.drop(JSON.parse(original), callback);
+      }
+      const wrong = notAMessage(result);
+      if (wrong !== undefined) {
+        return this.#middlewareFailed(`middleware returned ${wrong}`, undefined, original, callback);
+      }
+      current = result;
     }
     let json: string;
     try {
       json = serialize(current as Message, type);
     } catch (cause) {
-      this.#d.reject(
-        new DeliveryError("middleware", `Cannot queue a ${type}: middleware returned an unserializable message`, {
-          cause,
-        }),
-        [original],
-        callback,
-      );
-      return message.messageId;
+      return this.#middlewareFailed("middleware returned an unserializable message", cause, original, callback);
     }
     if (this.#s.send ? !this.#d.enqueue(json, callback) : boundedByteLength(json) < 0) {
-      this.#d.reject(
+      return this.#d.reject(
         new DeliveryError(
           "too_large",
           `Cannot queue a ${type}: after middleware it is over ${MAX_MESSAGE_BYTES} bytes`,
@@ -415,10 +475,13 @@ export class Analytics {
         [original],
         callback,
       );
-      return message.messageId;
     }
     this.#queued(json, callback);
-    return message.messageId;
+  }
+
+  #middlewareFailed(why: string, cause: unknown, original: string, callback: Callback | undefined): void {
+    const type = (JSON.parse(original) as Message).type;
+    this.#d.reject(new DeliveryError("middleware", `Cannot queue a ${type}: ${why}`, { cause }), [original], callback);
   }
 
   /**
@@ -431,17 +494,52 @@ export class Analytics {
     if (typeof middleware !== "function") {
       throw new TypeError(`Cannot use middleware: expected a function, got ${typeof middleware}`);
     }
-    this.#middleware.push(middleware);
+    this.#plugins.use(middleware);
     return this;
   }
 
-  /** analytics-node's `on("error", handler)`: adds a handler beside `onError`. */
-  on(event: "error", handler: ErrorHandler): this {
-    if (event !== "error") {
-      throw new TypeError(`Cannot listen to "${event}": Tally emits only "error" (use callbacks for delivery)`);
-    }
-    if (typeof handler !== "function") throw new TypeError('Cannot listen to "error": expected a function');
-    this.#d.addErrorListener(handler);
+  /**
+   * Registers analytics-node plugins: `before` and `enrichment` plugins see
+   * each message (as `ctx`) before it is queued and may change or cancel it;
+   * `destination` plugins get each queued message. Resolves once each
+   * plugin's `load()` has.
+   */
+  register(...plugins: Plugin[]): Promise<void> {
+    return this.#plugins.register(plugins);
+  }
+
+  /** Removes the plugins with these names (calling their `unload()`, if any). */
+  deregister(...names: string[]): Promise<void> {
+    return this.#plugins.deregister(names);
+  }
+
+  /**
+   * Listens to a client event (analytics-node's names): `error` (once per
+   * message that will not be delivered: `{ code, reason, ctx }`),
+   * `http_request`, `http_response`, `drained`, `call_after_close`, and
+   * `identify`, `track`, `page`, `screen`, `group`, `alias` (a message of that
+   * type was delivered). Other names are accepted and never heard.
+   */
+  on<K extends EventName>(name: K, listener: (...args: EmitterEvents[K]) => void): this;
+  /** Listens to an event name Tally does not emit (kept, never called). */
+  on(name: string, listener: (...args: never[]) => unknown): this;
+  on(name: string, listener: (...args: never[]) => unknown): this {
+    this.#events.on(name, listener);
+    return this;
+  }
+
+  /** Listens to the next event `name` only. */
+  once<K extends EventName>(name: K, listener: (...args: EmitterEvents[K]) => void): this;
+  /** Listens to the next event of a name Tally does not emit. */
+  once(name: string, listener: (...args: never[]) => unknown): this;
+  once(name: string, listener: (...args: never[]) => unknown): this {
+    this.#events.once(name, listener);
+    return this;
+  }
+
+  /** Stops `listener` hearing `name`. */
+  off(name: string, listener: (...args: never[]) => unknown): this {
+    this.#events.off(name, listener);
     return this;
   }
 
@@ -450,16 +548,42 @@ export class Analytics {
    * reported to `onError`; never rejects and never hangs past the retry
    * policy, or past `timeout` milliseconds when given.
    */
-  flush(options: FlushOptions = {}): Promise<FlushResult> {
-    return this.#d.flush(checkTimeout("flush", options));
+  async flush(options: FlushOptions = {}): Promise<FlushResult> {
+    const timeout = checkTimeout("flush", options);
+    const started = Date.now();
+    await this.#middlewareSettled(timeout);
+    return this.#d.flush(timeout === undefined ? undefined : Math.max(0, timeout - (Date.now() - started)));
   }
 
   /**
    * Flushes, then refuses new calls (reported as `closed`). When `timeout`
    * milliseconds pass first, what is left is aborted and reported as `closed`.
+   * Waits for the promises that async callbacks return.
    */
-  close(options: FlushOptions = {}): Promise<FlushResult> {
-    return this.#d.close(checkTimeout("close", options));
+  async close(options: FlushOptions = {}): Promise<FlushResult> {
+    const timeout = checkTimeout("close", options);
+    const started = Date.now();
+    await this.#middlewareSettled(timeout);
+    return this.#d.close(timeout === undefined ? undefined : Math.max(0, timeout - (Date.now() - started)));
+  }
+
+  /** analytics-python's `join()`: finishes what is queued and stops, as {@linkcode Analytics.close} does. */
+  join(options: FlushOptions = {}): Promise<FlushResult> {
+    return this.close(options);
+  }
+
+  /** Waits for messages still in async middleware (bounded by `timeout` ms). */
+  async #middlewareSettled(timeout: number | undefined): Promise<void> {
+    const end = timeout === undefined ? Infinity : Date.now() + timeout;
+    while (this.#pending.size > 0 && Date.now() < end) {
+      const all = Promise.allSettled([...this.#pending]);
+      if (end === Infinity) await all;
+      else {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([all, new Promise((resolve) => timer = setTimeout(resolve, end - Date.now()))]);
+        clearTimeout(timer);
+      }
+    }
   }
 
   /** analytics-node's name for {@linkcode Analytics.close}. */
@@ -476,6 +600,18 @@ export class Analytics {
   stats(): Stats {
     return this.#d.stats();
   }
+}
+
+/** Why a middleware result is not a message, or undefined when it is one. */
+function notAMessage(value: unknown): string | undefined {
+  if (typeof value !== "object" || value === null) return `${typeof value} in place of a message`;
+  if (Array.isArray(value)) return "an array in place of a message";
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return "an object that is not a plain message";
+  const m = value as Partial<Message>;
+  if (typeof m.type !== "string" || (m.type as string) === "") return "a message without its type";
+  if (typeof m.messageId !== "string" || m.messageId === "") return "a message without its messageId";
+  return undefined;
 }
 
 function checkTimeout(action: string, options: FlushOptions): number | undefined {

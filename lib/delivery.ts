@@ -1,15 +1,24 @@
 import { encodeBody, envelopeBytes, MAX_BODY_BYTES } from "./batch.ts";
+import { Context } from "./context.ts";
+import type { Emitter } from "./emitter.ts";
 import { DeliveryError, type FailureReason } from "./errors.ts";
+import { TokenManager } from "./oauth.ts";
 import type { Settings } from "./options.ts";
+import { redact } from "./redact.ts";
 import { type Batch, Queue, sizeOf, split, textOf } from "./queue.ts";
 import { backoff } from "./retry.ts";
 import { deliverBeforeExit, releaseBeforeExit, sleep, Stopper, type Timer, unrefTimer } from "./scheduler.ts";
 import { boundedByteLength } from "./serialize.ts";
-import { gzip, type Outcome, post } from "./transport.ts";
-import type { Callback, ErrorHandler, FlushResult, Message, Stats } from "./types.ts";
+import { basicAuth, gzip, type Observer, type Outcome, post } from "./transport.ts";
+import type { Callback, FlushResult, Message, MessageType, Stats } from "./types.ts";
 
 /** Requests in flight at once per client: enough to fill a link, never a fan-out. */
 export const MAX_IN_FLIGHT = 4;
+
+/** Attempts answered 429 with Retry-After do not count as retries; at most this many more are made. */
+const MAX_RATE_LIMITED_ATTEMPTS = 20;
+
+const TYPES: readonly MessageType[] = ["identify", "track", "page", "screen", "group", "alias"];
 
 interface Waiter {
   target: number;
@@ -40,7 +49,13 @@ export class Delivery {
   readonly #waiters = new Set<Waiter>();
   readonly #refused = new Map<FailureReason, Refused>();
   readonly #stop = new Stopper();
-  readonly #listeners: ErrorHandler[] = [];
+  readonly #events: Emitter;
+  readonly #callbacksRunning = new Set<Promise<unknown>>();
+  #tokens: TokenManager | undefined;
+  #tokensFor: Settings["oauthSettings"];
+  /** While a 429's Retry-After runs, no batch is sent (the whole client waits, as analytics-node does). */
+  #pausedUntil = 0;
+  #rateLimitedSince: number | undefined;
   #slots = 0;
   #timer: Timer | undefined;
   #sendThrough = 0;
@@ -51,8 +66,9 @@ export class Delivery {
   #envelope = envelopeBytes(undefined);
   #stats = { delivered: 0, failed: 0, dropped: 0, retries: 0, batches: 0, bytesSent: 0 };
 
-  constructor(settings: Settings) {
+  constructor(settings: Settings, events: Emitter) {
     this.#s = settings;
+    this.#events = events;
   }
 
   /**
@@ -65,6 +81,7 @@ export class Delivery {
     const queue = this.#queue;
     if (this.#closed || queue.size >= s.maxQueueSize) {
       if (boundedByteLength(json) < 0) return false;
+      if (this.#closed && this.#events.listens("call_after_close")) this.#events.emit("call_after_close", parse(json));
       this.refuse(this.#closed ? "closed" : "queue_full", json, callback);
       return true;
     }
@@ -109,7 +126,9 @@ export class Delivery {
   /** Counts a message that middleware dropped on purpose; its callback hears no error. */
   drop(message: Message, callback: Callback | undefined): void {
     this.#stats.dropped++;
-    if (callback !== undefined) queueMicrotask(() => callback(undefined, message));
+    if (callback !== undefined) {
+      queueMicrotask(() => this.#settleCallbacks(new Map([[0, callback]]), () => JSON.stringify(message)));
+    }
   }
 
   /** Reports a message that will not be queued, with a ready error (middleware, size). */
@@ -117,11 +136,6 @@ export class Delivery {
     this.#stats.dropped += json.length;
     this.#settleCallbacks(callback && new Map([[0, callback]]), (i) => json[i], error);
     this.#report(error, json);
-  }
-
-  /** Adds an `error` listener (analytics-node's `on("error")`). */
-  addErrorListener(listener: ErrorHandler): void {
-    this.#listeners.push(listener);
   }
 
   /** Applies changed settings to what is queued. */
@@ -163,6 +177,7 @@ export class Delivery {
    */
   async close(timeout?: number): Promise<FlushResult> {
     this.#closed = true;
+    const started = Date.now();
     const result = await this.flush(timeout);
     if (result.pending > 0) {
       this.#stop.stop();
@@ -180,7 +195,25 @@ export class Delivery {
     }
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
+    await this.callbacksSettled(timeout === undefined ? undefined : Math.max(0, timeout - (Date.now() - started)));
     return result;
+  }
+
+  /** Resolves when the promises that async callbacks returned have settled, or after `timeout` ms. */
+  async callbacksSettled(timeout?: number): Promise<void> {
+    while (this.#callbacksRunning.size > 0) {
+      const all = Promise.allSettled([...this.#callbacksRunning]);
+      if (timeout === undefined) await all;
+      else {
+        let timer: Timer | undefined;
+        const late = await Promise.race([
+          all.then(() => false),
+          new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(true), timeout)),
+        ]);
+        clearTimeout(timer);
+        if (late) return;
+      }
+    }
   }
 
   /** Whether new messages are refused. */
@@ -247,45 +280,73 @@ export class Delivery {
   async #deliver(batch: Batch): Promise<[Batch, Batch] | undefined> {
     const s = this.#s;
     const n = sizeOf(batch);
-    for (let retry = 0;; retry++) {
+    const fail = (reason: FailureReason, text: string, init: ConstructorParameters<typeof DeliveryError>[2]) =>
+      void this.#settle(batch, new DeliveryError(reason, `Cannot deliver ${nMessages(n)}${text}`, init));
+    let retry = 0; // retries that count toward maxRetries
+    let attempt = 0;
+    let firstFailure: number | undefined;
+    let reauthorized = false;
+    for (;; attempt++) {
+      if (!(await this.#waitOutRateLimit())) {
+        if (this.#stop.stopped) {
+          return fail("closed", ": close() timed out while they waited out a 429", { retries: retry });
+        }
+        return fail(
+          "http_status",
+          `: the server kept answering 429 for longer than maxRateLimitDuration (${s.maxRateLimitDuration} s)`,
+          { status: 429, retries: retry },
+        );
+      }
       const plain = encodeBody(batch, new Date().toISOString(), s.writeKey);
       const body = s.gzip ? await gzip(plain) : plain;
       if (s.debug) this.#debug(`sending ${nMessages(n)} (${body.byteLength} bytes${s.gzip ? ", gzip" : ""})`);
-      const outcome: Outcome = await post(body, s, retry, this.#stop);
-      this.#stats.bytesSent += body.byteLength;
+      const auth = await this.#authorization();
+      const outcome: Outcome = typeof auth === "string" || auth === undefined
+        ? await post(body, plain, s, auth, attempt, this.#stop, this.#observer())
+        : auth;
+      if (typeof auth === "string" || auth === undefined) this.#stats.bytesSent += body.byteLength;
       if (outcome.ok) {
+        this.#rateLimitedSince = undefined;
         if (s.debug) this.#debug(`delivered ${nMessages(n)} (${outcome.status})`);
         return void this.#settle(batch);
       }
+      const tries = retry > 0 ? ` after ${retry} ${retry === 1 ? "retry" : "retries"}` : "";
       if (this.#stop.stopped) {
-        return void this.#settle(
-          batch,
-          new DeliveryError("closed", `Cannot deliver ${nMessages(n)}: close() timed out while they were in flight`, {
-            retries: retry,
-            status: outcome.status,
-          }),
-        );
+        return fail("closed", ": close() timed out while they were in flight", {
+          retries: retry,
+          status: outcome.status,
+        });
       }
       if (outcome.status === 413) {
         if (n > 1) return split(batch);
-        return void this.#settle(
-          batch,
-          new DeliveryError("too_large", `Cannot deliver 1 message: ${this.#redact(outcome.detail)}`, {
-            status: 413,
-            retries: retry,
-          }),
-        );
+        return fail("too_large", `: ${outcome.detail}`, { status: 413, retries: retry });
       }
-      if (!outcome.retryable || retry >= s.maxRetries) {
-        const tries = retry > 0 ? ` after ${retry} ${retry === 1 ? "retry" : "retries"}` : "";
-        return void this.#settle(
-          batch,
-          new DeliveryError(outcome.reason, `Cannot deliver ${nMessages(n)}${tries}: ${this.#redact(outcome.detail)}`, {
-            status: outcome.status,
-            retries: retry,
-            cause: outcome.cause,
-          }),
-        );
+      if ((outcome.status === 401 || outcome.status === 403) && this.#tokens !== undefined && !reauthorized) {
+        // An expired or revoked token: fetch a new one once, without counting a retry.
+        reauthorized = true;
+        this.#tokens.invalidate();
+        continue;
+      }
+      const rateLimited = outcome.status === 429 && outcome.retryAfter !== undefined;
+      if (rateLimited && attempt - retry < MAX_RATE_LIMITED_ATTEMPTS) {
+        const wait = Math.min(Math.max(outcome.retryAfter!, 0), s.maxRetryDelay * 1000);
+        this.#pausedUntil = Math.max(this.#pausedUntil, Date.now() + wait);
+        this.#rateLimitedSince ??= Date.now();
+        if (s.debug) this.#debug(`${outcome.detail}; every batch waits ${wait} ms (Retry-After)`);
+        this.#stats.retries++;
+        continue;
+      }
+      firstFailure ??= Date.now();
+      const overTime = Date.now() - firstFailure > s.maxTotalBackoffDuration * 1000;
+      if (!outcome.retryable || retry >= s.maxRetries || overTime) {
+        const why = overTime && outcome.retryable && retry < s.maxRetries
+          ? ` (retrying took longer than maxTotalBackoffDuration, ${s.maxTotalBackoffDuration} s)`
+          : "";
+        return fail(outcome.reason, `${tries}: ${outcome.detail}${why}`, {
+          status: outcome.status,
+          retries: retry,
+          cause: outcome.cause,
+        });
       }
       const wait = Math.min(
         outcome.retryAfter ?? backoff(retry, s.minRetryDelay, s.maxRetryDelay),
@@ -293,17 +354,63 @@ export class Delivery {
       );
       if (s.debug) this.#debug(`${outcome.detail}; retry ${retry + 1} of ${s.maxRetries} in ${wait} ms`);
       this.#stats.retries++;
+      retry++;
       await sleep(wait, this.#stop);
       if (this.#stop.stopped) {
-        return void this.#settle(
-          batch,
-          new DeliveryError("closed", `Cannot deliver ${nMessages(n)}: close() timed out while they waited to retry`, {
-            retries: retry,
-            status: outcome.status,
-          }),
-        );
+        return fail("closed", ": close() timed out while they waited to retry", {
+          retries: retry - 1,
+          status: outcome.status,
+        });
       }
     }
+  }
+
+  /** Waits while a 429 pauses the client; false when stopped or paused past maxRateLimitDuration. */
+  async #waitOutRateLimit(): Promise<boolean> {
+    for (let now = Date.now(); now < this.#pausedUntil; now = Date.now()) {
+      const since = this.#rateLimitedSince ?? now;
+      const left = this.#s.maxRateLimitDuration * 1000 - (now - since);
+      if (left <= 0) {
+        this.#pausedUntil = 0;
+        this.#rateLimitedSince = undefined;
+        return false;
+      }
+      await sleep(Math.min(this.#pausedUntil - now, left), this.#stop);
+      if (this.#stop.stopped) return false;
+    }
+    return true;
+  }
+
+  /** The Authorization header: Basic with the write key, or an OAuth Bearer token; an Outcome when no token could be had. */
+  async #authorization(): Promise<string | undefined | Outcome> {
+    const s = this.#s;
+    if (s.oauthSettings === undefined) {
+      this.#tokens = undefined;
+      return s.writeKey === undefined ? undefined : basicAuth(s.writeKey);
+    }
+    if (this.#tokens === undefined || this.#tokensFor !== s.oauthSettings) {
+      this.#tokens = new TokenManager(s.oauthSettings, () => s.fetch);
+      this.#tokensFor = s.oauthSettings;
+    }
+    try {
+      return `Bearer ${await this.#tokens.getToken(this.#stop)}`;
+    } catch (cause) {
+      const retryable = (cause as { retryable?: boolean })?.retryable !== false;
+      const detail = `no OAuth token: ${redact(String((cause as Error)?.message ?? cause), s.writeKey)}`;
+      return { ok: false, reason: "network", retryable, detail, cause };
+    }
+  }
+
+  /** Listeners of `http_request` / `http_response`, when there are any. */
+  #observer(): Observer | undefined {
+    const events = this.#events;
+    const request = events.listens("http_request");
+    const response = events.listens("http_response");
+    if (!request && !response) return undefined;
+    return {
+      request: request ? (event) => events.emit("http_request", event) : undefined,
+      response: response ? (event) => events.emit("http_response", event) : undefined,
+    };
   }
 
   #settle(batch: Batch, error?: DeliveryError): void {
@@ -313,6 +420,12 @@ export class Delivery {
     else this.#stats.failed += n;
     this.#settleCallbacks(batch.callbacks, (i) => textOf(batch, i), error);
     if (error !== undefined) this.#report(error, Array.from({ length: n }, (_, i) => textOf(batch, i)));
+    else if (TYPES.some((type) => this.#events.listens(type))) {
+      for (let i = 0; i < n; i++) {
+        const message = parse(textOf(batch, i));
+        if (this.#events.listens(message.type)) this.#events.emit(message.type, new Context(message));
+      }
+    }
     if (this.#waiters.size > 0) {
       for (const waiter of this.#waiters) {
         const counted = Math.max(0, Math.min(n, waiter.target - batch.first + 1));
@@ -332,9 +445,16 @@ export class Delivery {
     if (callbacks === undefined) return;
     for (const [i, callback] of callbacks) {
       try {
-        callback(error, parse(json(i)));
+        const returned = callback(error, new Context(parse(json(i)), error));
+        if (typeof (returned as Promise<unknown>)?.then === "function") {
+          const running = Promise.resolve(returned).then(
+            () => {},
+            (thrown) => this.#log("error", "[tally] a callback's promise rejected:", thrown),
+          ).finally(() => this.#callbacksRunning.delete(running));
+          this.#callbacksRunning.add(running);
+        }
       } catch (thrown) {
-        this.#s.logger.error("[tally] a callback threw:", thrown);
+        this.#log("error", "[tally] a callback threw:", thrown);
       }
     }
   }
@@ -353,10 +473,12 @@ export class Delivery {
   }
 
   #idle(): void {
-    if (this.#registered && this.#queue.size === 0 && this.#inflight.size === 0) {
+    if (this.#queue.size > 0 || this.#inflight.size > 0) return;
+    if (this.#registered) {
       this.#registered = false;
       releaseBeforeExit(this);
     }
+    this.#events.emit("drained");
   }
 
   #reportRefused(reason: FailureReason): void {
@@ -376,27 +498,36 @@ export class Delivery {
 
   #report(error: DeliveryError, json: string[]): void {
     const s = this.#s;
-    const handlers = s.onError ? [s.onError, ...this.#listeners] : this.#listeners;
-    if (handlers.length === 0) {
-      s.logger.error(`[tally] ${error.message} (reason: ${error.reason})`);
+    const listening = this.#events.listens("error");
+    if (s.onError === undefined && !listening) {
+      this.#log("error", `[tally] ${error.message} (reason: ${error.reason})`);
       return;
     }
     const messages = json.map(parse);
-    for (const handler of handlers) {
+    if (s.onError !== undefined) {
       try {
-        handler(error, messages);
+        s.onError(error, messages);
       } catch (thrown) {
-        s.logger.error("[tally] onError threw:", thrown);
+        this.#log("error", "[tally] onError threw:", thrown);
+      }
+    }
+    if (listening) {
+      for (const message of messages) {
+        this.#events.emit("error", { code: "delivery_failure", reason: error, ctx: new Context(message, error) });
       }
     }
   }
 
   #debug(line: string): void {
-    this.#s.logger.debug(`[tally] ${this.#redact(line)}`);
+    this.#log("debug", `[tally] ${redact(line, this.#s.writeKey)}`);
   }
 
-  #redact(text: string): string {
-    const key = this.#s.writeKey;
-    return key === undefined || key.length < 4 ? text : text.split(key).join("[write key]");
+  /** Logs through the user's logger; a logger that throws never breaks delivery. */
+  #log(level: "debug" | "error", ...args: unknown[]): void {
+    try {
+      this.#s.logger[level](...args);
+    } catch {
+      // Nowhere left to say it.
+    }
   }
 }

@@ -43,6 +43,8 @@ function id(action: MessageType, field: string, value: unknown): string | undefi
     if (Number.isFinite(value)) return String(value);
     throw new ValidationError(field, `Cannot ${action}: ${field} must be a finite number, got ${value}`);
   }
+  // Python's big ints go out as strings; so do BigInts, as BigInt properties already do.
+  if (typeof value === "bigint") return value.toString();
   if (value == null) return undefined;
   throw new ValidationError(field, `Cannot ${action}: ${field} must be a string or a number, got ${kind(value)}`);
 }

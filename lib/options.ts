@@ -1,4 +1,5 @@
-import type { ErrorHandler, FetchFn, Logger } from "./types.ts";
+import { checkOAuthSettings, type OAuthSettings } from "./oauth.ts";
+import type { ErrorHandler, FetchFn, HttpClient, Logger } from "./types.ts";
 
 /**
  * Options of {@linkcode Analytics}; names are the seed's, camelCased, with analytics-node's as aliases.
@@ -22,12 +23,14 @@ export interface AnalyticsOptions {
   /** The source's write key; required to send. Never logged. */
   writeKey?: string;
   /**
-   * Any Segment-compatible endpoint (Segment EU, RudderStack, Jitsu, `tally serve`).
+   * Any Segment-compatible endpoint (Segment EU, RudderStack, Jitsu, `tally serve`);
+   * `null` restores the default (analytics-python's `host = None`).
    * @default {"https://api.segment.io"}
    */
-  host?: string;
+  host?: string | null;
   /**
-   * The batch path on `host` (analytics-node's `path`).
+   * The batch path on `host` (analytics-node's `path`), with or without its
+   * leading slash; a trailing slash is dropped.
    * @default {"/v1/batch"}
    */
   path?: string;
@@ -67,6 +70,8 @@ export interface AnalyticsOptions {
   uploadSize?: number;
   /** analytics-node's name for `uploadSize`. */
   flushAt?: number;
+  /** analytics-node's older name for `uploadSize`. */
+  maxEventsInBatch?: number;
   /**
    * Seconds after its first message that a batch goes out.
    * @default {0.5}
@@ -85,11 +90,11 @@ export interface AnalyticsOptions {
    */
   maxRetries?: number;
   /**
-   * Seconds before one request is abandoned (and retried).
+   * Seconds before one request is abandoned (and retried); `0`: no limit.
    * @default {15}
    */
   timeout?: number;
-  /** analytics-node's name for `timeout`, in milliseconds. */
+  /** analytics-node's name for `timeout`, in milliseconds (`0`: no limit). */
   httpRequestTimeout?: number;
   /**
    * Seconds before the first retry; each later retry waits twice as long, with jitter.
@@ -102,12 +107,42 @@ export interface AnalyticsOptions {
    */
   maxRetryDelay?: number;
   /**
-   * The transport.
+   * Seconds one batch may spend retrying before it is given up (analytics-node's option).
+   * @default {43200}
+   */
+  maxTotalBackoffDuration?: number;
+  /**
+   * Seconds the client may stay paused by 429 answers with `Retry-After`
+   * before the waiting batches are given up (analytics-node's option).
+   * @default {43200}
+   */
+  maxRateLimitDuration?: number;
+  /**
+   * The transport: a fetch-compatible function, or analytics-node's
+   * `{ makeRequest(options) }` HTTP client object.
    * @default {globalThis.fetch}
    */
-  fetch?: FetchFn;
-  /** analytics-node's name for `fetch` (a fetch-compatible function). */
-  httpClient?: FetchFn;
+  fetch?: FetchFn | HttpClient;
+  /** analytics-node's name for `fetch`: a fetch-compatible function or a `{ makeRequest }` object. */
+  httpClient?: FetchFn | HttpClient;
+  /**
+   * An HTTP proxy for every request, such as `"http://proxy.internal:3128"`
+   * (analytics-python's `proxies`). Deno and Bun only: Node's and Workers'
+   * built-in fetch take no proxy, so there pass `{ fetch }` (see the README).
+   */
+  proxy?: string;
+  /** OAuth for server sources (analytics-node's `oauthSettings`): batches carry a Bearer token. */
+  oauthSettings?: OAuthSettings;
+  /** analytics-python's `oauth_client_id` (with the other `oauth*` options, in place of `oauthSettings`). */
+  oauthClientId?: string;
+  /** analytics-python's `oauth_client_key`: the PEM private key. */
+  oauthClientKey?: string;
+  /** analytics-python's `oauth_key_id`. */
+  oauthKeyId?: string;
+  /** analytics-python's `oauth_auth_server`. */
+  oauthAuthServer?: string;
+  /** analytics-python's `oauth_scope`. */
+  oauthScope?: string;
 }
 
 /** Options after aliases and defaults, as the client reads them. */
@@ -128,13 +163,25 @@ export interface Settings {
   timeout: number;
   minRetryDelay: number;
   maxRetryDelay: number;
-  fetch: FetchFn | undefined;
+  maxTotalBackoffDuration: number;
+  maxRateLimitDuration: number;
+  fetch: FetchFn | HttpClient | undefined;
+  proxy: string | undefined;
+  oauthSettings: OAuthSettings | undefined;
+}
+
+/** How this runtime's fetch takes a proxy: Deno through an HTTP client, Bun through an option. */
+export function proxySupport(): "deno" | "bun" | undefined {
+  const g = globalThis as { Deno?: { createHttpClient?: unknown }; Bun?: unknown };
+  if (typeof g.Deno?.createHttpClient === "function") return "deno";
+  if (g.Bun !== undefined) return "bun";
+  return undefined;
 }
 
 /** The largest batch Segment accepts; larger ones are dropped silently. */
 export const MAX_BATCH_MESSAGES = 2500;
 
-export const DEFAULTS: Readonly<Omit<Settings, "logger" | "fetch">> = {
+export const DEFAULTS: Readonly<Omit<Settings, "logger" | "fetch" | "proxy" | "oauthSettings">> = {
   writeKey: undefined,
   host: "https://api.segment.io",
   path: "/v1/batch",
@@ -150,6 +197,8 @@ export const DEFAULTS: Readonly<Omit<Settings, "logger" | "fetch">> = {
   timeout: 15,
   minRetryDelay: 0.5,
   maxRetryDelay: 60,
+  maxTotalBackoffDuration: 43200,
+  maxRateLimitDuration: 43200,
 };
 
 type Check = (name: string, value: unknown) => unknown;
@@ -216,6 +265,7 @@ const CHECKS: Record<keyof Settings, Check> = {
     return value;
   },
   host: (name, value) => {
+    if (value == null) return DEFAULTS.host;
     if (typeof value !== "string") {
       throw new TypeError(`Cannot set ${name}: expected a URL string, got ${describe(value)}`);
     }
@@ -231,10 +281,12 @@ const CHECKS: Record<keyof Settings, Check> = {
     return value.replace(/\/+$/, "");
   },
   path: (name, value) => {
-    if (typeof value !== "string" || !value.startsWith("/")) {
-      throw new TypeError(`Cannot set ${name}: expected a path starting with "/", got ${describe(value)}`);
+    if (value == null) return DEFAULTS.path;
+    if (typeof value !== "string" || /[?#\s]/.test(value)) {
+      throw new TypeError(`Cannot set ${name}: expected a URL path such as "/v1/batch", got ${describe(value)}`);
     }
-    return value;
+    // analytics-node takes "v1/batch", "/v1/batch" and "/v1/batch/" alike.
+    return "/" + value.split("/").filter((part) => part !== "").join("/");
   },
   debug: boolean,
   logger: (name, value) => {
@@ -255,10 +307,45 @@ const CHECKS: Record<keyof Settings, Check> = {
   uploadInterval: seconds(0, true),
   gzip: boolean,
   maxRetries: integer(0),
-  timeout: seconds(0, false),
+  timeout: seconds(0, true),
   minRetryDelay: seconds(0, true),
   maxRetryDelay: seconds(0, true),
-  fetch: fn,
+  maxTotalBackoffDuration: seconds(0, true),
+  maxRateLimitDuration: seconds(0, true),
+  fetch: (name, value) => {
+    if (typeof value === "function") return value;
+    const client = value as Partial<HttpClient> | null;
+    if (typeof client === "object" && client !== null && typeof client.makeRequest === "function") return value;
+    throw new TypeError(
+      `Cannot set ${name}: expected a fetch-compatible function or an object with makeRequest(), got ${
+        describe(value)
+      }`,
+    );
+  },
+  proxy: (name, value) => {
+    if (value == null) return undefined;
+    if (typeof value !== "string") {
+      throw new TypeError(`Cannot set ${name}: expected a proxy URL string, got ${describe(value)}`);
+    }
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      // A proxy URL may carry credentials: never echo it.
+      throw new TypeError(`Cannot set ${name}: it is not a URL (try "http://proxy.internal:3128")`);
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      throw new TypeError(`Cannot set ${name}: expected an http: or https: proxy URL, got ${url.protocol}`);
+    }
+    if (proxySupport() === undefined) {
+      throw new TypeError(
+        `Cannot set ${name}: this runtime's fetch takes no proxy (Deno and Bun do; Node and Workers do not); ` +
+          "pass { fetch } that sends through your proxy instead (see the README's Proxies section)",
+      );
+    }
+    return value;
+  },
+  oauthSettings: (_name, value) => value == null ? undefined : checkOAuthSettings(value),
 };
 
 /** Validates one option, by its canonical name, and returns the value to store. */
@@ -269,10 +356,20 @@ export function checkSetting<K extends keyof Settings>(name: K, value: unknown):
 /** analytics-node's names: canonical name, and how to convert the alias's value. */
 const ALIASES: Record<string, [keyof Settings, (value: unknown) => unknown, Check?]> = {
   flushAt: ["uploadSize", (v) => v],
+  maxEventsInBatch: ["uploadSize", (v) => v],
   flushInterval: ["uploadInterval", (v) => v, milliseconds(0, true)],
   disable: ["send", (v) => typeof v === "boolean" ? !v : v],
-  httpRequestTimeout: ["timeout", (v) => v, milliseconds(0, false)],
+  httpRequestTimeout: ["timeout", (v) => v, milliseconds(0, true)],
   httpClient: ["fetch", (v) => v],
+};
+
+/** analytics-python's flat OAuth options, and their names in `oauthSettings`. */
+const OAUTH_FIELDS: Record<string, keyof OAuthSettings> = {
+  oauthClientId: "clientId",
+  oauthClientKey: "clientKey",
+  oauthKeyId: "keyId",
+  oauthAuthServer: "authServer",
+  oauthScope: "scope",
 };
 
 /** Validates constructor options, resolves aliases and fills in defaults. */
@@ -280,10 +377,21 @@ export function resolveOptions(options: AnalyticsOptions): Settings {
   if (typeof options !== "object" || options === null || Array.isArray(options)) {
     throw new TypeError(`Cannot create Analytics: expected an options object, got ${describe(options)}`);
   }
-  const settings: Settings = { ...DEFAULTS, logger: console, fetch: undefined };
+  const settings: Settings = {
+    ...DEFAULTS,
+    logger: console,
+    fetch: undefined,
+    proxy: undefined,
+    oauthSettings: undefined,
+  };
   const given = new Map<string, string>();
+  const oauth: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(options)) {
     if (value === undefined) continue;
+    if (key in OAUTH_FIELDS) {
+      oauth[OAUTH_FIELDS[key] as string] = value;
+      continue;
+    }
     const alias = ALIASES[key];
     const name = alias ? alias[0] : key as keyof Settings;
     if (!alias && !(key in CHECKS)) {
@@ -294,13 +402,14 @@ export function resolveOptions(options: AnalyticsOptions): Settings {
       throw new TypeError(`Cannot create Analytics: "${earlier}" and "${key}" are the same option; set one`);
     }
     given.set(name, key);
-    if (alias && key === "httpClient" && typeof value === "object" && value !== null) {
-      throw new TypeError(
-        "Cannot set httpClient: Tally takes a fetch-compatible function; pass { fetch } instead of an HTTPClient object",
-      );
-    }
     const stored = alias?.[2] ? alias[2](key, value) : CHECKS[name](key, alias ? alias[1](value) : value);
     (settings as unknown as Record<string, unknown>)[name] = stored;
+  }
+  if (Object.keys(oauth).length > 0) {
+    if (settings.oauthSettings !== undefined) {
+      throw new TypeError("Cannot create Analytics: give oauthSettings or the oauth* options, not both");
+    }
+    settings.oauthSettings = checkOAuthSettings(oauth);
   }
   if (settings.minRetryDelay > settings.maxRetryDelay) {
     throw new RangeError("Cannot create Analytics: minRetryDelay is greater than maxRetryDelay");

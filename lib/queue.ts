@@ -127,6 +127,8 @@ export class Queue {
       total = next;
       n++;
     }
+    // Exactly maxCount messages is a full batch: it goes out now, not at the timer.
+    if (n === maxCount) full = true;
     if (!full && !partial) return undefined;
     const start = this.#head;
     const end = start + n;

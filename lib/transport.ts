@@ -1,6 +1,9 @@
-import type { Settings } from "./options.ts";
+import type { HttpRequestEvent, HttpResponseEvent } from "./emitter.ts";
+import { proxySupport, type Settings } from "./options.ts";
+import { redact, REDACTED } from "./redact.ts";
 import type { Stopper } from "./scheduler.ts";
 import { isRetryableStatus, parseRetryAfter } from "./retry.ts";
+import type { FetchFn, HttpClient, HttpClientResponse } from "./types.ts";
 import { LIBRARY_NAME, VERSION } from "./version.ts";
 
 /** What one request came to. */
@@ -13,12 +16,22 @@ export type Outcome =
     retryable: boolean;
     /** Milliseconds the server asked to wait (Retry-After). */
     retryAfter?: number;
-    /** What went wrong, for the error message. */
+    /** What went wrong, for the error message (the write key already redacted). */
     detail: string;
     cause?: unknown;
   };
 
+/** Who hears about requests and answers (analytics-node's `http_request` / `http_response`). */
+export interface Observer {
+  request?: (event: HttpRequestEvent) => void;
+  response?: (event: HttpResponseEvent) => void;
+}
+
+/** The most of an answer that is read: a Segment answer is a few bytes; the rest is never buffered. */
+export const MAX_ANSWER_BYTES = 4096;
+
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 /** `@tally/analytics/0.1.0 Deno/2.9.6`, naming the runtime where it tells. */
 export const USER_AGENT: string = (() => {
@@ -51,18 +64,85 @@ const snippet = (text: string): string => {
   return line.length > 200 ? line.slice(0, 200) + "…" : line;
 };
 
+/** Reads at most {@linkcode MAX_ANSWER_BYTES} of an answer, then cancels the rest: an endless body costs nothing. */
+async function readAnswer(response: HttpClientResponse): Promise<string> {
+  const body = response.body;
+  if (body == null || typeof body.getReader !== "function") {
+    if (typeof response.text !== "function") return "";
+    const text = await response.text();
+    return text.length > MAX_ANSWER_BYTES ? text.slice(0, MAX_ANSWER_BYTES) : text;
+  }
+  const reader = body.getReader();
+  const buffer = new Uint8Array(MAX_ANSWER_BYTES);
+  let size = 0;
+  try {
+    while (size < MAX_ANSWER_BYTES) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      const take = Math.min(value.byteLength, MAX_ANSWER_BYTES - size);
+      buffer.set(value.subarray(0, take), size);
+      size += take;
+    }
+  } finally {
+    if (size >= MAX_ANSWER_BYTES) void reader.cancel().catch(() => {});
+    else reader.releaseLock();
+  }
+  return decoder.decode(buffer.subarray(0, size));
+}
+
+function headerOf(response: HttpClientResponse, name: string): string | null {
+  const headers = response.headers;
+  if (headers == null) return null;
+  if (typeof (headers as Headers).get === "function") return (headers as Headers).get(name);
+  for (const [key, value] of Object.entries(headers)) {
+    if (key.toLowerCase() === name) return Array.isArray(value) ? value.join(", ") : value ?? null;
+  }
+  return null;
+}
+
+function headerRecord(response: HttpClientResponse): Record<string, string> {
+  const out: Record<string, string> = {};
+  const headers = response.headers;
+  if (headers == null) return out;
+  const entries = typeof (headers as Headers).entries === "function"
+    ? (headers as Headers).entries()
+    : Object.entries(headers);
+  for (const [key, value] of entries) if (value !== undefined) out[key.toLowerCase()] = String(value);
+  return out;
+}
+
+const isHttpClient = (transport: unknown): transport is HttpClient =>
+  typeof transport === "object" && transport !== null;
+
+let denoProxy: { url: string; client: unknown } | undefined;
+
+/** The extra fetch init that routes a request through `proxy` on this runtime. */
+function proxyInit(proxy: string): Record<string, unknown> {
+  if (proxySupport() === "bun") return { proxy };
+  if (denoProxy?.url !== proxy) {
+    const deno = (globalThis as { Deno?: { createHttpClient(o: unknown): unknown } }).Deno!;
+    denoProxy = { url: proxy, client: deno.createHttpClient({ proxy: { url: proxy } }) };
+  }
+  return { client: denoProxy.client };
+}
+
 /**
  * POSTs one batch body and classifies the answer; never throws. A 2xx whose
- * JSON says it failed (`{"success":false}`, Jitsu's `{"ok":false}`) is a failure.
+ * JSON says it failed (`{"success":false}`, Jitsu's `{"ok":false}`) is a
+ * failure; a redirect is never followed (it could turn the POST into a GET
+ * that drops the batch, or carry the write key to another host).
  */
 export async function post(
   body: Uint8Array<ArrayBuffer>,
+  json: Uint8Array<ArrayBuffer>,
   settings: Settings,
+  authorization: string | undefined,
   retry: number,
   stop: Stopper,
+  observer: Observer | undefined,
 ): Promise<Outcome> {
-  const fetch = settings.fetch ?? globalThis.fetch;
-  if (typeof fetch !== "function") {
+  const transport: FetchFn | HttpClient | undefined = settings.fetch ?? globalThis.fetch;
+  if (transport === undefined || (typeof transport !== "function" && !isHttpClient(transport))) {
     return {
       ok: false,
       reason: "network",
@@ -70,39 +150,89 @@ export async function post(
       detail: "this runtime has no global fetch; pass { fetch } to new Analytics()",
     };
   }
+  const key = settings.writeKey;
+  const url = settings.host + settings.path;
   const headers: Record<string, string> = {
     "Content-Type": "application/json",
     "User-Agent": USER_AGENT,
   };
-  if (settings.writeKey !== undefined) headers.Authorization = basicAuth(settings.writeKey);
+  if (authorization !== undefined) headers.Authorization = authorization;
   if (settings.gzip) headers["Content-Encoding"] = "gzip";
   if (retry > 0) headers["X-Retry-Count"] = String(retry);
 
+  let sentText: string | undefined;
+  const sent = (): string => sentText ??= redactBody(decoder.decode(json), key);
+  if (observer?.request) {
+    const shown = { ...headers };
+    if (shown.Authorization !== undefined) shown.Authorization = shown.Authorization.replace(/ .*/, ` ${REDACTED}`);
+    observer.request({ url, method: "POST", headers: shown, body: sent() });
+  }
+
   const controller = new AbortController();
   let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    controller.abort();
-  }, settings.timeout * 1000);
+  const timer = settings.timeout > 0
+    ? setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, settings.timeout * 1000)
+    : undefined;
   const off = stop.onStop(() => controller.abort());
   try {
-    const response = await fetch(settings.host + settings.path, {
-      method: "POST",
-      headers,
-      body,
-      signal: controller.signal,
-    });
-    const text = await response.text();
+    let response: HttpClientResponse;
+    if (typeof transport === "function") {
+      const init: RequestInit & Record<string, unknown> = {
+        method: "POST",
+        headers,
+        body,
+        signal: controller.signal,
+        redirect: "manual",
+      };
+      if (settings.proxy !== undefined) Object.assign(init, proxyInit(settings.proxy));
+      response = await transport(url, init);
+    } else {
+      // A client object may ignore the signal: the timeout still bounds the wait.
+      const aborted = new Promise<never>((_, reject) => {
+        controller.signal.addEventListener("abort", () => reject(new Error("the request was aborted")), {
+          once: true,
+        });
+      });
+      response = await Promise.race([
+        transport.makeRequest({
+          url,
+          method: "POST",
+          headers,
+          body: settings.gzip ? body : decoder.decode(json),
+          httpRequestTimeout: settings.timeout * 1000,
+          signal: controller.signal,
+        }),
+        aborted,
+      ]);
+    }
     const status = response.status;
+    const text = await readAnswer(response);
+    const statusText = response.statusText ?? "";
+    observer?.response?.({ status, statusText, url, body: sent(), headers: headerRecord(response) });
+    const shown = (answer: string): string => snippet(redact(answer, key));
     if (status >= 200 && status < 300) {
-      const failed = text.startsWith("{") && saysFailed(text);
-      if (!failed) return { ok: true, status };
+      if (!saysFailed(text)) return { ok: true, status };
       return {
         ok: false,
         reason: "http_status",
         status,
         retryable: false,
-        detail: `the server answered ${status} but its body says it failed: ${snippet(text)}`,
+        detail: `the server answered ${status} but its body says it failed: ${shown(text)}`,
+      };
+    }
+    if (status >= 300 && status < 400 || status === 0) {
+      const location = headerOf(response, "location");
+      return {
+        ok: false,
+        reason: "http_status",
+        status,
+        retryable: false,
+        detail: `the server answered ${status} ${statusText}`.trimEnd() +
+          (location ? ` redirecting to ${snippet(redact(location, key))}` : " (a redirect)") +
+          "; redirects are not followed, so set host to the address the batch endpoint really has",
       };
     }
     return {
@@ -110,8 +240,8 @@ export async function post(
       reason: "http_status",
       status,
       retryable: isRetryableStatus(status),
-      retryAfter: parseRetryAfter(response.headers.get("Retry-After")),
-      detail: `the server answered ${status} ${response.statusText}${text ? `: ${snippet(text)}` : ""}`.trimEnd(),
+      retryAfter: parseRetryAfter(headerOf(response, "retry-after")),
+      detail: `the server answered ${status} ${statusText}`.trimEnd() + (text ? `: ${shown(text)}` : ""),
     };
   } catch (cause) {
     if (timedOut) {
@@ -125,21 +255,29 @@ export async function post(
     }
     const detail = stop.stopped
       ? "the request was aborted"
-      : `the request failed: ${(cause as Error)?.message ?? cause}`;
+      : `the request failed: ${redact(String((cause as Error)?.message ?? cause), key)}`;
     // Deno without --allow-net for the host: no retry can succeed.
     const name = (cause as Error)?.name;
     const denied = name === "NotCapable" || name === "PermissionDenied";
     return { ok: false, reason: "network", retryable: !denied, detail, cause };
   } finally {
-    clearTimeout(timer);
+    if (timer !== undefined) clearTimeout(timer);
     off();
   }
 }
 
+/** The sent body as listeners see it: the write key field redacted. */
+function redactBody(text: string, key: string | undefined): string {
+  if (key === undefined) return text;
+  const field = `,"writeKey":${JSON.stringify(key)}}`;
+  return text.endsWith(field) ? text.slice(0, -field.length) + `,"writeKey":"${REDACTED}"}` : text;
+}
+
 function saysFailed(text: string): boolean {
-  if (!text.includes("false")) return false; // Segment's usual answer is {"success":true}
+  const start = text.trimStart();
+  if (!start.startsWith("{") || !start.includes("false")) return false; // Segment's usual answer is {"success":true}
   try {
-    const answer = JSON.parse(text);
+    const answer = JSON.parse(start);
     return answer?.success === false || answer?.ok === false;
   } catch {
     return false;

@@ -1,3 +1,4 @@
+import type { Context } from "./context.ts";
 import type { DeliveryError } from "./errors.ts";
 
 /**
@@ -34,7 +35,7 @@ export type MessageType =
  * analytics.identify(userId, { plan: "Free" }); // sent as userId "42"
  * ```
  */
-export type Id = string | number;
+export type Id = string | number | bigint;
 
 /**
  * A JSON-like object of properties, traits or context (Dates, BigInts, Maps and Sets are converted).
@@ -245,19 +246,21 @@ export interface Message {
 }
 
 /**
- * Called once per call when its message is delivered (`error` undefined) or will not be.
+ * Called once per call when its message is delivered (`error` undefined) or
+ * will not be, with analytics-node's context: `ctx.event` is the message. A
+ * promise it returns is awaited by `close()` / `closeAndFlush()`.
  *
  * @example
  * ```ts
  * import { Analytics, type Callback } from "@tally/analytics";
  *
- * const callback: Callback = (error, message) => {
- *   if (error) console.error("not delivered:", message.messageId, error.reason);
+ * const callback: Callback = (error, ctx) => {
+ *   if (error) console.error("not delivered:", ctx.event.messageId, error.reason);
  * };
  * new Analytics({ send: false }).track("user-1", "Signed Up", { plan: "Pro" }, {}, callback);
  * ```
  */
-export type Callback = (error: DeliveryError | undefined, message: Message) => void;
+export type Callback = (error: DeliveryError | undefined, ctx: Context) => unknown;
 
 /**
  * Called for every batch of messages that will not be delivered.
@@ -273,7 +276,9 @@ export type Callback = (error: DeliveryError | undefined, message: Message) => v
 export type ErrorHandler = (error: DeliveryError, messages: Message[]) => void;
 
 /**
- * Middleware: returns the (possibly changed) message, or `null` to drop it.
+ * Middleware: returns the (possibly changed) message, or `null` to drop it;
+ * it may return a promise of either (the message waits for it, and
+ * `flush()` waits for the message).
  *
  * @example Scrub emails, drop health checks
  * ```ts
@@ -286,7 +291,9 @@ export type ErrorHandler = (error: DeliveryError, messages: Message[]) => void;
  * new Analytics({ send: false }).use(scrub);
  * ```
  */
-export type Middleware = (message: Message) => Message | null | undefined;
+export type Middleware = (
+  message: Message,
+) => Message | null | undefined | Promise<Message | null | undefined>;
 
 /**
  * A console-like logger.
@@ -323,6 +330,57 @@ export interface Logger {
  * ```
  */
 export type FetchFn = (input: string, init: RequestInit) => Promise<Response>;
+
+/**
+ * One request as an {@linkcode HttpClient} gets it (analytics-node's `HTTPClientRequest`).
+ * `body` is the JSON text, or the gzipped bytes when `gzip` is on.
+ */
+export interface HttpClientRequest {
+  /** The batch URL. */
+  url: string;
+  /** Always `"POST"`. */
+  method: "POST";
+  /** The request headers. */
+  headers: Record<string, string>;
+  /** The JSON body, or gzipped bytes with `Content-Encoding: gzip`. */
+  body: string | Uint8Array<ArrayBuffer>;
+  /** Milliseconds before the client gives up on this request (0: none). */
+  httpRequestTimeout: number;
+  /** Aborted when the request times out or the client closes. */
+  signal: AbortSignal;
+}
+
+/** What an {@linkcode HttpClient} answers; `text()` and `headers` are optional. */
+export interface HttpClientResponse {
+  /** The HTTP status. */
+  status: number;
+  /** The status text. */
+  statusText?: string;
+  /** The response headers, as a `Headers` or a plain object. */
+  headers?: Headers | Record<string, string | string[] | undefined>;
+  /** The response body. */
+  text?: () => Promise<string>;
+  /** The response body as a stream (read only up to a few KB). */
+  body?: ReadableStream<Uint8Array> | null;
+}
+
+/**
+ * analytics-node's HTTP client object: `makeRequest(request)` sends one batch.
+ *
+ * @example
+ * ```ts
+ * import { Analytics, type HttpClient } from "@tally/analytics";
+ *
+ * const httpClient: HttpClient = {
+ *   makeRequest: ({ url, method, headers, body, signal }) => fetch(url, { method, headers, body, signal }),
+ * };
+ * new Analytics({ writeKey: "KEY", httpClient });
+ * ```
+ */
+export interface HttpClient {
+  /** Sends one request and resolves with its answer. */
+  makeRequest(request: HttpClientRequest): Promise<HttpClientResponse>;
+}
 
 /**
  * Counters since the client was created.

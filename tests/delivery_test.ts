@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { Analytics, type AnalyticsOptions, type DeliveryError, type Message, VERSION } from "../mod.ts";
+import { Analytics, type AnalyticsOptions, type Context, type DeliveryError, type Message, VERSION } from "../mod.ts";
 import { type Received, startReceiver } from "./receiver.ts";
 
 const KEY = "KEY";
@@ -794,8 +794,8 @@ test("close({ timeout }) resolves in time and reports unsent messages once as cl
     const callbacks = new Map<string, (DeliveryError | undefined)[]>();
     const ids: string[] = [];
     for (let i = 0; i < 6; i++) {
-      const id: string = analytics.track({ userId: "u1", event: "Closing", properties: { i } }, (error, message) => {
-        callbacks.set(message.messageId, [...(callbacks.get(message.messageId) ?? []), error]);
+      const id: string = analytics.track({ userId: "u1", event: "Closing", properties: { i } }, (error, ctx) => {
+        callbacks.set(ctx.id, [...(callbacks.get(ctx.id) ?? []), error]);
       });
       ids.push(id);
     }
@@ -992,7 +992,7 @@ test("a per-call callback gets undefined on delivery and the DeliveryError on fa
   const analytics = client(receiver.url, { ...FAST, maxRetries: 0, uploadInterval: 60, onError: log.onError });
   try {
     const calls: { error: DeliveryError | undefined; message: Message }[] = [];
-    const callback = (error: DeliveryError | undefined, message: Message) => calls.push({ error, message });
+    const callback = (error: DeliveryError | undefined, ctx: Context) => calls.push({ error, message: ctx.event });
     const ok = [
       analytics.track({ userId: "u1", event: "Good" }, callback),
       analytics.identify("u1", { a: 1 }, {}, callback),
@@ -1122,7 +1122,10 @@ test("send: false sends nothing but still calls the callback without an error", 
   const analytics = client(receiver.url, { send: false, uploadSize: 1, onError: log.onError });
   try {
     const calls: { error: DeliveryError | undefined; message: Message }[] = [];
-    const id = analytics.track({ userId: "u1", event: "Dry Run" }, (error, message) => calls.push({ error, message }));
+    const id = analytics.track(
+      { userId: "u1", event: "Dry Run" },
+      (error, ctx) => calls.push({ error, message: ctx.event }),
+    );
     trackMany(analytics, 5);
     assert.deepEqual(await analytics.flush(), { delivered: 0, failed: 0, pending: 0 });
     await delay(100);

@@ -32,8 +32,9 @@ function build(call: (analytics: Analytics, callback: Callback) => string): Prom
   const analytics = new Analytics({ send: false });
   return new Promise((resolve, reject) => {
     let returned: string | undefined;
-    const callback: Callback = (error, message) => {
+    const callback: Callback = (error, ctx) => {
       if (error !== undefined) return reject(error);
+      const message = ctx.event;
       try {
         assert.equal(message.messageId, returned, "the call returns the messageId of the message it built");
         resolve(message);
@@ -862,7 +863,7 @@ test("numbers out of range are RangeErrors naming the option", () => {
     [{ uploadInterval: -1 }, "uploadInterval"],
     [{ flushInterval: -5 }, "flushInterval"],
     [{ maxRetries: -1 }, "maxRetries"],
-    [{ timeout: 0 }, "timeout"],
+    [{ timeout: -1 }, "timeout"],
     [{ httpRequestTimeout: -1 }, "httpRequestTimeout"],
   ];
   for (const [options, name] of cases) {
@@ -878,7 +879,7 @@ test("numbers out of range are RangeErrors naming the option", () => {
 });
 
 test("a range error about a millisecond alias quotes the value in milliseconds, as the caller wrote it", () => {
-  for (const [options, given] of [[{ flushInterval: -5 }, "-5"], [{ httpRequestTimeout: 0 }, "0"]] as const) {
+  for (const [options, given] of [[{ flushInterval: -5 }, "-5"], [{ httpRequestTimeout: -1 }, "-1"]] as const) {
     assert.throws(() => new Analytics(options), (error: unknown) => {
       assert.ok(error instanceof RangeError);
       assert.match(error.message, new RegExp(`got ${given}$`));
@@ -905,7 +906,7 @@ test("wrong types, bad hosts and unknown options are TypeErrors naming the optio
     [{ timeout: NaN }, /timeout/],
     [{ logger: { log() {} } }, /logger/],
     [{ fetch: "fetch" }, /fetch/],
-    [{ httpClient: { makeRequest() {} } }, /httpClient/],
+    [{ httpClient: { request() {} } }, /httpClient/],
     [{ writeKey: "" }, /writeKey/],
     [{ writeKey: 42 }, /writeKey/],
     [{ flushSize: 10 }, /unknown option "flushSize"/],
@@ -1214,20 +1215,24 @@ test("use() takes only functions", () => {
   assert.equal(analytics.use((m) => m), analytics, "use() chains");
 });
 
-test("on('error') listeners get every undelivered batch and on() of anything else is a TypeError", async () => {
+test("on('error') listeners hear each undelivered message in analytics-node's shape; other names never throw", async () => {
   await withReceiver(async (r) => {
-    const heard: DeliveryError[] = [];
+    const heard: { code: string; reason: DeliveryError; id: string }[] = [];
     const viaOption: DeliveryError[] = [];
     const analytics = client(r, viaOption);
-    assert.equal(analytics.on("error", (error) => void heard.push(error)), analytics);
+    assert.equal(
+      analytics.on("error", ({ code, reason, ctx }) => void heard.push({ code, reason, id: ctx.id })),
+      analytics,
+    );
     r.reply({ status: 400, body: '{"success":false}' });
-    analytics.track("u", "E");
+    const ids = [analytics.track("u", "E"), analytics.track("u", "F")];
     await analytics.close();
-    assert.equal(heard.length, 1);
-    assert.equal(heard[0].reason, "http_status");
-    assert.equal(heard[0].status, 400);
-    assert.equal(viaOption.length, 1);
-    assert.throws(() => analytics.on("other" as "error", () => {}), TypeError);
+    assert.deepEqual(heard.map((h) => h.id), ids);
+    assert.equal(heard[0].code, "delivery_failure");
+    assert.equal(heard[0].reason.reason, "http_status");
+    assert.equal(heard[0].reason.status, 400);
+    assert.equal(viaOption.length, 1, "onError still hears the batch once");
+    assert.equal(analytics.on("something_else", () => {}), analytics);
     assert.throws(() => analytics.on("error", "handler" as never), TypeError);
   });
 });
