@@ -1,22 +1,27 @@
 #!/usr/bin/env -S deno run --allow-read --allow-write --allow-run --allow-env --allow-net=127.0.0.1 --allow-sys
 /**
- * The npm build, doing what dnt does without dnt: `build_npm.ts VERSION`
+ * The npm build, doing what dnt does without dnt: `build_npm.ts [VERSION]`
+ * (VERSION defaults to deno.json's `version`)
  *
  * 1. empties `npm/`;
  * 2. compiles the library (mod.ts, testing.ts, lib/, and cli.ts with cli/ when
  *    present) with the TypeScript compiler API into ESM JavaScript and `.d.ts`
  *    under `npm/esm/`, rewriting `.ts` import specifiers to `.js`;
  * 3. writes `npm/package.json` and copies README.md and LICENSE;
- * 4. compiles tests/ into `npm/.tests/` (outside the package's `files`), with
- *    their imports of the library pointing at the built files, and runs them
- *    with `node --test`; prints `# pass N` / `# fail N`;
+ * 4. compiles tests/ and examples/ into `npm/.tests/` (outside the package's
+ *    `files`), with their imports of the library pointing at the built files
+ *    (so the examples the tests start under Node run against the package as
+ *    a Node user gets it), and runs the tests with `node --test`; prints
+ *    `# pass N` / `# fail N`;
  * 5. packs `npm/` into `npm/.pack/` and checks the tarball with `publint` and
  *    `attw` (`@arethetypeswrong/cli`).
  *
- * Flags: `--no-test` skips step 4, `--no-pack` skips step 5. Exits non-zero
- * when compiling, a test, or a package check fails.
+ * Flags: `--no-test` skips step 4, `--no-pack` skips step 5, `--only=FILE,...`
+ * runs only those test files under Node (`--only=tests/examples_test.ts`).
+ * Exits non-zero when compiling, a test, or a package check fails.
  *
- * Run: `node_modules/.bin/deno run -A scripts/build_npm.ts 0.1.0` (Bun runs it too).
+ * Run: `node_modules/.bin/deno run -A scripts/build_npm.ts` (or with a version, `... build_npm.ts 0.1.0`;
+ * Bun runs it too).
  *
  * @module
  */
@@ -57,13 +62,34 @@ const posix = (path: string): string => path.split(sep).join("/");
 
 // ---- arguments
 
+const USAGE = "usage: build_npm.ts [VERSION] [--no-test] [--no-pack] [--only=TEST_FILE,...]   " +
+  "(VERSION: semver, such as 0.1.0; default: deno.json's version)";
 const args = process.argv.slice(2);
-const version = args.find((arg) => !arg.startsWith("--"));
 const runTests = !args.includes("--no-test");
 const pack = !args.includes("--no-pack");
-if (version === undefined || !/^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/.test(version)) {
-  console.error("usage: build_npm.ts VERSION [--no-test] [--no-pack]   (VERSION: semver, such as 0.1.0)");
+const only = args.find((arg) => arg.startsWith("--only="))?.slice("--only=".length).split(",").filter(Boolean);
+const unknownFlag = args.find((arg) => arg.startsWith("--") && !/^--(no-test|no-pack|only=.*)$/.test(arg));
+if (unknownFlag !== undefined) {
+  console.error(`build_npm.ts: unknown flag ${unknownFlag}\n${USAGE}`);
   process.exit(2);
+}
+const version = args.find((arg) => !arg.startsWith("--")) ?? denoJsonVersion();
+if (!/^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/.test(version)) {
+  console.error(`build_npm.ts: ${JSON.stringify(version)} is not a semver version\n${USAGE}`);
+  process.exit(2);
+}
+
+/** The version deno.json gives, the one JSR publishes: the npm package must carry the same. */
+function denoJsonVersion(): string {
+  const path = join(ROOT, "deno.json");
+  let version: unknown;
+  try {
+    version = (JSON.parse(readFileSync(path, "utf8")) as { version?: unknown }).version;
+  } catch (error) {
+    fail(`Cannot read the version from deno.json: ${(error as Error).message}`);
+  }
+  if (typeof version !== "string") fail(`Cannot read the version from deno.json: it has no "version" string`);
+  return version as string;
 }
 
 // ---- the library
@@ -272,20 +298,27 @@ function testTree(dir: string): string[] {
 if (runTests) {
   const files = testTree("tests");
   const tsTests = files.filter((file) => file.endsWith(".ts"));
-  say(`compiling ${tsTests.length} test files to npm/.tests/ (imports of the library point at npm/esm/)`);
-  const program = ts.createProgram(tsTests.map((file) => join(ROOT, file)), {
+  // The tests start some examples as child processes (tests/examples_test.ts): Express and Fastify under Node.
+  const examples = tsFilesUnder("examples");
+  say(
+    `compiling ${tsTests.length} test files and ${examples.length} examples to npm/.tests/ ` +
+      "(imports of the library point at npm/esm/)",
+  );
+  const program = ts.createProgram([...tsTests, ...examples].map((file) => join(ROOT, file)), {
     ...BASE_OPTIONS,
     outDir: TESTS_OUT,
     declaration: false,
   });
+  const exampleSet = new Set(examples.map((file) => join(ROOT, file)));
+  // Examples for Deno and Bun use those runtimes' globals, which tsc here does not know; deno check is their gate.
   const testDiagnostics = ts.getPreEmitDiagnostics(program).filter((d) =>
-    d.file === undefined || !SOURCE_SET.has(resolve(d.file.fileName))
+    d.file === undefined || !(SOURCE_SET.has(resolve(d.file.fileName)) || exampleSet.has(resolve(d.file.fileName)))
   );
   if (testDiagnostics.length > 0) {
     // deno check is the gate for the tests' types; here they only need to run.
     say(`note: tsc reports type errors in tests (run anyway):\n${report(testDiagnostics)}`);
   }
-  for (const file of tsTests) {
+  for (const file of [...tsTests, ...examples]) {
     const sourceFile = program.getSourceFile(join(ROOT, file));
     if (sourceFile === undefined) fail(`tsc did not load ${file}`);
     const emitted = program.emit(sourceFile, undefined, undefined, false, { before: [testTransformer] });
@@ -298,9 +331,11 @@ if (runTests) {
   }
   writeFileSync(join(TESTS_OUT, "package.json"), '{ "type": "module", "private": true }\n');
 
-  const testFiles = tsTests.filter((file) => file.endsWith("_test.ts")).map((file) =>
-    join(TESTS_OUT, file.replace(/\.ts$/, ".js"))
-  );
+  const selected = tsTests.filter((file) => file.endsWith("_test.ts") && (only === undefined || only.includes(file)));
+  if (only !== undefined && selected.length !== only.length) {
+    fail(`--only: no such test file: ${only.filter((file) => !selected.includes(file)).join(", ")}`);
+  }
+  const testFiles = selected.map((file) => join(TESTS_OUT, file.replace(/\.ts$/, ".js")));
   const tap = join(TESTS_OUT, "results.tap");
   say(`node --test on ${testFiles.length} files`);
   const run = spawnSync(
