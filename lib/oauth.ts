@@ -79,15 +79,20 @@ const ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
  * must change first (a rejected client, a key that cannot be read). The
  * message says what to change and never holds the key or a token.
  *
+ * Delivery reports it as the `cause` of the batch's `DeliveryError`.
+ *
  * @example
  * ```ts
- * import { OAuthError } from "@tally/analytics";
+ * import { Analytics } from "@tally/analytics";
  *
- * const error = new OAuthError("Cannot get an OAuth token: the token server answered 503", {
- *   retryable: true,
- *   status: 503,
+ * new Analytics({
+ *   writeKey: "KEY",
+ *   send: false,
+ *   onError: (error) => {
+ *     const cause = error.cause as { name?: string; retryable?: boolean } | undefined;
+ *     if (cause?.name === "OAuthError") console.error(error.message, cause.retryable ? "(will pass)" : "(fix the settings)");
+ *   },
  * });
- * console.log(error.retryable, error.status);
  * ```
  */
 export class OAuthError extends Error {
@@ -123,6 +128,9 @@ const kind = (value: unknown): string =>
     ? "an object"
     : `a ${typeof value}`;
 
+/** RFC 6749 3.3: scope tokens of printable ASCII but `"` and `\`, separated by spaces. */
+const SCOPE = /^[!#-[\]-~]+(?: [!#-[\]-~]+)*$/;
+
 const FIELDS = ["clientId", "clientKey", "keyId", "authServer", "scope", "maxRetries", "httpClient"];
 
 function requiredText(given: Record<string, unknown>, name: string, what: string): string {
@@ -141,20 +149,10 @@ function requiredText(given: Record<string, unknown>, name: string, what: string
 }
 
 /**
- * Validates `oauthSettings` and fills in the defaults; throws a `TypeError`
- * (a `RangeError` for a negative `maxRetries`) that names the field and what
- * to change, never showing the key. `authServer` loses its trailing slashes.
- *
- * @example
- * ```ts
- * import { checkOAuthSettings } from "@tally/analytics";
- *
- * try {
- *   checkOAuthSettings({ clientId: "app", keyId: "key", clientKey: "not a key" });
- * } catch (error) {
- *   console.log((error as TypeError).message); // Cannot set oauthSettings: clientKey must be a PEM private key ...
- * }
- * ```
+ * Validates `oauthSettings` and returns them with the defaults filled in
+ * (`authServer` without trailing slashes); throws a `TypeError` (a
+ * `RangeError` for a negative `maxRetries`) that names the field and what to
+ * change, never showing the key. Used by the client's options.
  */
 export function checkOAuthSettings(value: unknown): OAuthSettings {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
@@ -241,9 +239,6 @@ export function checkOAuthSettings(value: unknown): OAuthSettings {
   }
   return settings;
 }
-
-/** RFC 6749 3.3: scope tokens of printable ASCII but `"` and `\`, separated by spaces. */
-const SCOPE = /^[!#-[\]-~]+(?: [!#-[\]-~]+)*$/;
 
 const PEM_HELP = 'clientKey must be a PEM private key (PKCS#8 text starting "-----BEGIN PRIVATE KEY-----")';
 /** DER of the AlgorithmIdentifier OID 1.2.840.113549.1.1.1 (rsaEncryption). */
@@ -355,24 +350,15 @@ const aborted = (): OAuthError =>
   new OAuthError("Cannot get an OAuth token: the request was aborted", { retryable: true });
 
 /**
- * Gets and keeps the OAuth access token of a server source. The token is
- * asked for on demand: once for all concurrent callers, then kept for half
- * its life (as analytics-node and analytics-python do); after that the next
- * call asks for a new one, and falls back to the current one while it is
- * still good if that fails. No timer or poller runs between calls, so a
- * token manager never keeps a process alive.
+ * Gets and keeps the OAuth access token of a server source, for the client's
+ * delivery: `Authorization: Bearer ${await tokens.getToken(stop)}` on each
+ * batch, and `tokens.invalidate(token)` after a 401 or 403.
  *
- * @example
- * ```ts
- * import { TokenManager } from "@tally/analytics";
- *
- * declare const clientKey: string; // the PEM private key
- * const tokens = new TokenManager({ clientId: "app", clientKey, keyId: "key" }, () => globalThis.fetch);
- * const authorization = `Bearer ${await tokens.getToken()}`;
- * // ...after a 401 or 403 from the tracking API:
- * tokens.invalidate();
- * console.log(authorization.length > 7);
- * ```
+ * The token is asked for on demand: once for all concurrent callers, then
+ * kept for half its life (as analytics-node and analytics-python do); after
+ * that the next call asks for a new one, and falls back to the current one
+ * while it is still good if that fails. No timer or poller runs between
+ * calls, so a token manager never keeps a process alive.
  */
 export class TokenManager {
   readonly #clientId: string;
@@ -463,6 +449,13 @@ export class TokenManager {
       this.#token = token;
       this.#quietUntil = 0;
       return token;
+    }, (error) => {
+      if (error instanceof OAuthError) throw error;
+      // Only a caller's own code (a transport resolver that throws) gets here.
+      throw new OAuthError(`Cannot get an OAuth token: ${snippet(String((error as Error)?.message ?? error))}`, {
+        retryable: false,
+        cause: error,
+      });
     }).finally(() => {
       if (this.#run === run) this.#run = undefined;
     });

@@ -70,6 +70,16 @@ async function startTokenServer(
   const closed: number[] = [];
   let issued = 0;
   let url = "";
+  /** Answers held back; stop() drops them, so no timer outlives the server. */
+  const held = new Set<ReturnType<typeof setTimeout>>();
+  const hold = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        held.delete(timer);
+        resolve();
+      }, ms);
+      held.add(timer);
+    });
 
   async function verify(body: string, contentType: string | undefined): Promise<Received> {
     const form = new URLSearchParams(body);
@@ -120,7 +130,7 @@ async function startTokenServer(
       const received = await verify(body, req.headers["content-type"]);
       requests.push(received);
       const reply: Reply = script.shift() ?? {};
-      if (reply.delay) await delay(reply.delay);
+      if (reply.delay) await hold(reply.delay);
       if (reply.destroy) return void req.socket.destroy();
       if (res.destroyed) return;
       const nowSeconds = Math.floor(Date.now() / 1000);
@@ -155,6 +165,7 @@ async function startTokenServer(
     closed,
     stop: () =>
       new Promise<void>((resolve) => {
+        for (const timer of held) clearTimeout(timer);
         server.closeAllConnections?.();
         server.close(() => resolve());
       }),
