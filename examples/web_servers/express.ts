@@ -5,10 +5,11 @@
  * handler names the request's user; on SIGINT or SIGTERM the server stops
  * taking requests, then `closeAndFlush()` delivers what they tracked.
  *
- * Node 20 cannot run TypeScript: compile it first (the npm build does, and its
- * tests run the result with node), or on Node >= 22.18 run it as is:
+ * Bun runs it as it is. Node 20 cannot run TypeScript: a Node app compiles
+ * its TypeScript as it already does (tsc, tsx, a bundler); the tests run this
+ * file under Node from the npm build, compiled by tsc against the built package.
  *
- *     node examples/web_servers/express.ts      (also: bun examples/web_servers/express.ts)
+ *     npx bun examples/web_servers/express.ts
  *     curl -H "x-user-id: 019mr8mf4r" http://127.0.0.1:PORT/articles/snow-fall
  *
  * @module
