@@ -20,7 +20,7 @@
 export { Analytics } from "./lib/client.ts";
 export { Context, ContextCancelation } from "./lib/context.ts";
 export type { EmitterEvents, ErrorEvent, EventName, HttpRequestEvent, HttpResponseEvent } from "./lib/emitter.ts";
-export type { OAuthSettings } from "./lib/oauth.ts";
+export { OAuthError, type OAuthSettings } from "./lib/oauth.ts";
 export type { Plugin } from "./lib/plugins.ts";
 export { default } from "./lib/default_client.ts";
 export { DeliveryError, type FailureReason, ValidationError } from "./lib/errors.ts";

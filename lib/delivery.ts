@@ -53,6 +53,7 @@ export class Delivery {
   readonly #callbacksRunning = new Set<Promise<unknown>>();
   #tokens: TokenManager | undefined;
   #tokensFor: Settings["oauthSettings"];
+  #token: string | undefined;
   /** While a 429's Retry-After runs, no batch is sent (the whole client waits, as analytics-node does). */
   #pausedUntil = 0;
   #rateLimitedSince: number | undefined;
@@ -324,7 +325,7 @@ export class Delivery {
       if ((outcome.status === 401 || outcome.status === 403) && this.#tokens !== undefined && !reauthorized) {
         // An expired or revoked token: fetch a new one once, without counting a retry.
         reauthorized = true;
-        this.#tokens.invalidate();
+        this.#tokens.invalidate(this.#token);
         continue;
       }
       const rateLimited = outcome.status === 429 && outcome.retryAfter !== undefined;
@@ -393,11 +394,19 @@ export class Delivery {
       this.#tokensFor = s.oauthSettings;
     }
     try {
-      return `Bearer ${await this.#tokens.getToken(this.#stop)}`;
+      this.#token = await this.#tokens.getToken(this.#stop);
+      return `Bearer ${this.#token}`;
     } catch (cause) {
-      const retryable = (cause as { retryable?: boolean })?.retryable !== false;
-      const detail = `no OAuth token: ${redact(String((cause as Error)?.message ?? cause), s.writeKey)}`;
-      return { ok: false, reason: "network", retryable, detail, cause };
+      const error = cause as { retryable?: boolean; retryAfter?: number; message?: string };
+      const detail = redact(String(error?.message ?? cause), s.writeKey);
+      return {
+        ok: false,
+        reason: "network",
+        retryable: error?.retryable !== false,
+        retryAfter: error?.retryAfter,
+        detail,
+        cause,
+      };
     }
   }
 

@@ -663,3 +663,78 @@ test("a kept token, or an abandoned token request, does not keep the process ali
     await server.stop();
   }
 });
+
+// ---------------------------------------------------------------- the client, end to end
+
+test("a client with oauthSettings sends each batch with a Bearer token and fetches a new one after a 401", async () => {
+  const { Analytics } = await import("../mod.ts");
+  const { startReceiver } = await import("./receiver.ts");
+  await withServer({}, async (server) => {
+    const receiver = await startReceiver();
+    const errors: string[] = [];
+    const analytics = new Analytics({
+      writeKey: "KEY",
+      host: receiver.url,
+      oauthSettings: settingsFor(server),
+      minRetryDelay: 0.01,
+      maxRetryDelay: 0.05,
+      onError: (error) => void errors.push(error.message),
+    });
+    try {
+      analytics.track("u1", "With A Token");
+      assert.deepEqual(await analytics.flush(), { delivered: 1, failed: 0, pending: 0 });
+      assert.equal(receiver.requests[0].headers.authorization, "Bearer token-1");
+      assert.equal(server.requests.length, 1);
+
+      // The tracking API refuses the token once: a new token is fetched and the batch sent again, not counted as a retry.
+      receiver.reply({ status: 401, body: '{"error":"token expired"}' });
+      analytics.track("u1", "After A Refusal");
+      assert.deepEqual(await analytics.flush(), { delivered: 1, failed: 0, pending: 0 });
+      assert.deepEqual(receiver.requests.slice(1).map((r) => r.headers.authorization), [
+        "Bearer token-1",
+        "Bearer token-2",
+      ]);
+      assert.equal(server.requests.length, 2);
+      assert.equal(analytics.stats().retries, 0);
+      assert.deepEqual(errors, []);
+    } finally {
+      await analytics.close({ timeout: 100 });
+      await receiver.stop();
+    }
+  });
+});
+
+test("analytics-python's flat oauth* options build the same settings; a token server that refuses fails the batch clearly", async () => {
+  const { Analytics } = await import("../mod.ts");
+  const { startReceiver } = await import("./receiver.ts");
+  await withServer({}, async (server) => {
+    const receiver = await startReceiver();
+    const errors: { reason: string; message: string }[] = [];
+    const analytics = new Analytics({
+      writeKey: "KEY",
+      host: receiver.url,
+      oauthClientId: "app-1",
+      oauthClientKey: PEM,
+      oauthKeyId: "key-1",
+      oauthAuthServer: server.url,
+      maxRetries: 0,
+      onError: (error) => void errors.push({ reason: error.reason, message: error.message }),
+    });
+    try {
+      server.script.push({ status: 401, body: '{"error":"invalid_client"}' });
+      analytics.track("u1", "No Token");
+      assert.deepEqual(await analytics.flush(), { delivered: 0, failed: 1, pending: 0 });
+      assert.equal(receiver.requests.length, 0, "nothing is sent without a token");
+      assert.equal(errors.length, 1);
+      assert.match(errors[0].message, /Cannot deliver 1 message: Cannot get an OAuth token/);
+      for (const line of PEM_LINES) assert.ok(!errors[0].message.includes(line), "the key never shows");
+    } finally {
+      await analytics.close({ timeout: 100 });
+      await receiver.stop();
+    }
+  });
+  assert.throws(
+    () => new Analytics({ oauthSettings: { clientId: "a", clientKey: PEM, keyId: "k" }, oauthClientId: "b" }),
+    /not both/,
+  );
+});
