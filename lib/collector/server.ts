@@ -27,8 +27,18 @@ import { describe, MESSAGE_TYPES, validateMessage } from "./validate.ts";
 const JSON_TYPE = "application/json";
 const OK_BODY = '{"success":true}';
 const OK_HEADERS = { "content-type": JSON_TYPE, "content-length": String(OK_BODY.length) };
-/** After refusing an oversized body, how long the socket may stay before it is destroyed (the answer is out). */
+/**
+ * A body over the limit is not kept, but the rest of it is read and thrown away, up to this many bytes past the
+ * limit and for this long, before the 400 goes out with `Connection: close`: closing a socket with unread bytes
+ * makes the kernel send a reset, which can reach the client before it reads the answer (and a client takes a
+ * reset for a network error, to retry). Past either bound the answer goes out at once and the socket is
+ * destroyed after `REFUSED_LINGER_MS`, reading nothing more.
+ */
+const DRAIN_BYTES = 4 * 1024 * 1024;
+const DRAIN_MS = 5000;
 const REFUSED_LINGER_MS = 1000;
+/** A refusal for size closes its connection: the client cannot reuse one holding the rest of a refused body. */
+const CLOSE = { connection: "close" } as const;
 
 type Json = Record<string, unknown>;
 
@@ -38,6 +48,16 @@ const isObject = (value: unknown): value is Json =>
   typeof value === "object" && value !== null && !Array.isArray(value);
 
 const unref = (timer: unknown): void => (timer as { unref?: () => void }).unref?.();
+
+/** A body being refused for its size, told what else arrives. */
+interface Refusal {
+  /** More of the body was read (and dropped). */
+  read(bytes: number): void;
+  /** The body ended. */
+  ended(): void;
+  /** The client went away. */
+  abort(): void;
+}
 
 /** The settings after defaults and checks. */
 interface Settings {
@@ -118,7 +138,12 @@ function clock(): string {
   }`;
 }
 
-const kb = (bytes: number): string => bytes < 1024 ? `${bytes} B` : `${(bytes / 1024).toFixed(1)} KB`;
+const kb = (bytes: number): string =>
+  bytes < 1024
+    ? `${bytes} B`
+    : bytes < 1024 * 1024
+    ? `${(bytes / 1024).toFixed(1)} KB`
+    : `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 
 /** `StoredEvent` as JSON, with the message's JSON already at hand: the same text as `JSON.stringify(event)`. */
 function eventJson(event: StoredEvent, messageJson: string): string {
@@ -244,39 +269,81 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
       return done(405, "(not POST)");
     }
     const declared = Number(req.headers["content-length"]);
-    if (declared > REQUEST_LIMIT) {
-      refuse(req, res, `request body is ${declared} bytes, over the ${REQUEST_LIMIT}-byte limit`);
-      return done(400, `refused: ${kb(declared)} body declared, over the limit, nothing read`);
-    }
     const chunks: Buffer[] = [];
     let size = 0;
-    let over = false;
+    let failed = false;
+    let refusal: Refusal | undefined;
+    if (declared > REQUEST_LIMIT) {
+      const message = `request body is ${declared} bytes, over the ${REQUEST_LIMIT}-byte limit`;
+      refusal = refuse(req, res, message, `${kb(declared)} body declared`, declared, done);
+    }
     req.on("data", (chunk: Buffer) => {
-      if (over) return;
+      if (refusal !== undefined) return refusal.read(chunk.length);
       size += chunk.length;
       if (size <= REQUEST_LIMIT) return void chunks.push(chunk);
-      over = true;
       store.bytes += size;
       chunks.length = 0;
-      refuse(req, res, `request body is over the ${REQUEST_LIMIT}-byte limit`);
-      done(400, `refused: body over ${kb(REQUEST_LIMIT)}, stopped reading at ${kb(size)}`);
+      const message = `request body is over the ${REQUEST_LIMIT}-byte limit`;
+      refusal = refuse(req, res, message, `body over ${kb(REQUEST_LIMIT)}`, undefined, done);
+      refusal.read(size);
     });
-    req.on("error", () => void (over = true));
+    req.on("error", () => {
+      failed = true;
+      refusal?.abort();
+    });
     req.on("end", () => {
-      if (over) return;
+      if (failed) return;
+      if (refusal !== undefined) return refusal.ended();
       store.bytes += size;
       const raw = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
       received(req, res, path, kind, raw, done);
     });
   }
 
-  /** Answers 400 to a body over the limit without reading the rest of it, then closes the connection. */
-  function refuse(req: IncomingMessage, res: ServerResponse, message: string): void {
-    req.pause();
-    error(res, 400, message);
-    // Closing at once could reset the connection before the client reads the answer; the paused socket holds
-    // no more than the kernel's buffers meanwhile.
-    unref(setTimeout(() => req.socket.destroy(), REFUSED_LINGER_MS));
+  /**
+   * Refuses a body over the limit. Nothing more of it is kept; the rest is read and discarded until it ends, then
+   * the 400 goes out and the connection closes cleanly. When it goes on past `DRAIN_BYTES` beyond the limit (or
+   * its declared length says it will) or for longer than `DRAIN_MS`, the 400 goes out at once, reading stops and
+   * the socket is destroyed shortly after.
+   */
+  function refuse(
+    req: IncomingMessage,
+    res: ServerResponse,
+    message: string,
+    what: string,
+    declared: number | undefined,
+    done: (status: number, detail: string) => void,
+  ): Refusal {
+    const bound = REQUEST_LIMIT + DRAIN_BYTES;
+    let read = 0;
+    let answered = false;
+    const answer = (detail: string): void => {
+      if (answered) return;
+      answered = true;
+      clearTimeout(timer);
+      error(res, 400, message, CLOSE);
+      done(400, `refused: ${what}, ${detail}; connection closed`);
+    };
+    const giveUp = (why: string): void => {
+      if (answered) return;
+      req.pause();
+      answer(why);
+      unref(setTimeout(() => req.socket?.destroy(), REFUSED_LINGER_MS));
+    };
+    const timer = setTimeout(() => giveUp(`still sending after ${DRAIN_MS} ms, stopped reading`), DRAIN_MS);
+    unref(timer);
+    if (declared !== undefined && declared > bound) giveUp(`more than ${kb(bound)}, not read`);
+    return {
+      read(bytes) {
+        read += bytes;
+        if (read > bound) giveUp(`stopped reading at ${kb(read)}`);
+      },
+      ended: () => answer(`read to its end (${kb(read)}) and discarded`),
+      abort() {
+        answered = true;
+        clearTimeout(timer);
+      },
+    };
   }
 
   function received(
@@ -290,6 +357,7 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
     let problem: string | undefined;
     let parsed: unknown;
     let decodedBytes = raw.length;
+    let inflatesPast = false;
     const encoding = req.headers["content-encoding"]?.trim().toLowerCase();
     let decoded: Buffer | undefined = raw;
     if (encoding === "gzip" || encoding === "x-gzip") {
@@ -298,7 +366,8 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
         decodedBytes = decoded.length;
       } catch (e) {
         decoded = undefined;
-        problem = (e as { code?: string }).code === "ERR_BUFFER_TOO_LARGE" || e instanceof RangeError
+        inflatesPast = (e as { code?: string }).code === "ERR_BUFFER_TOO_LARGE" || e instanceof RangeError;
+        problem = inflatesPast
           ? `gzip body inflates past the ${REQUEST_LIMIT}-byte limit`
           : `body is not valid gzip (${(e as Error).message})`;
       }
@@ -365,8 +434,8 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
         return done(s.failStatus, "(injected failure)");
       }
       if (problem !== undefined) {
-        error(res, 400, problem);
-        return done(400, problem);
+        error(res, 400, problem, inflatesPast ? CLOSE : undefined);
+        return done(400, inflatesPast ? `${problem}; connection closed` : problem);
       }
       if (s.writeKey !== undefined) {
         const key = basicUser(req.headers.authorization) ?? body.writeKey;

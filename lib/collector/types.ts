@@ -101,7 +101,10 @@ export interface CollectorStats {
   byType: Record<string, { good: number; bad: number }>;
   /** Ingestion requests received (refused, failed and dropped ones included). */
   requests: number;
-  /** Bytes of ingestion request bodies read off the wire (before gunzip). */
+  /**
+   * Bytes of ingestion request bodies read off the wire (before gunzip); of a body refused for its size, only what
+   * was read up to the limit (the rest is read and discarded uncounted).
+   */
   bytes: number;
   /** Events evicted from memory to stay within `maxEvents`. */
   evicted: number;
