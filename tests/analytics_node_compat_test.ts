@@ -15,8 +15,10 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import analyticsDefault, {
   Analytics,
   type AnalyticsOptions,
@@ -1751,14 +1753,16 @@ describe("settings.test.ts", () => {
 /**
  * tests/fixtures/node_compat_typedefs.ts holds analytics-node's typedef-tests
  * (user code that must, or with `@ts-expect-error` must not, compile) against
- * Tally's real types. It is type-checked once with `deno check`, and each
- * `// case:` section becomes a test that passes when no error falls in it.
+ * Tally's real types. It opens with `@ts-nocheck`, so the static `deno check
+ * tests/` leaves it alone; here a copy without that line, importing mod.ts by
+ * absolute URL, is type-checked once, and each `// case:` section becomes a
+ * test that passes when no error falls in it.
  */
 const FIXTURES = fileURLToPath(new URL("./fixtures/", import.meta.url));
 const TYPEDEFS = join(FIXTURES, "node_compat_typedefs.ts");
 const ROOT = join(FIXTURES, "..", "..");
 const DENO = join(ROOT, "node_modules", ".bin", "deno");
-const canTypecheck = existsSync(TYPEDEFS) && existsSync(DENO);
+const canTypecheck = existsSync(TYPEDEFS) && existsSync(DENO) && existsSync(join(ROOT, "mod.ts"));
 
 interface TypeCheck {
   /** Errors inside the fixture, by line. */
@@ -1769,16 +1773,28 @@ interface TypeCheck {
 let typeCheck: Promise<TypeCheck> | undefined;
 
 function checkTypedefs(): Promise<TypeCheck> {
-  typeCheck ??= new Promise((resolve, reject) => {
-    execFile(DENO, ["check", TYPEDEFS], { cwd: ROOT, timeout: 120_000, env: { ...process.env, NO_COLOR: "1" } }, (
-      error,
-      stdout,
-      stderr,
-    ) => {
-      const output = `${stdout}\n${stderr}`;
-      if (error && !/\[ERROR\]/.test(output)) {
-        return reject(new Error(`deno check did not run: ${error.message}\n${output}`));
-      }
+  typeCheck ??= (async () => {
+    const dir = await mkdtemp(join(tmpdir(), "tally-typedefs-"));
+    try {
+      // Line for line the fixture (so error lines match its cases), checked, with mod.ts by absolute URL.
+      const source = readFileSync(TYPEDEFS, "utf8")
+        .replace(/^\/\/ @ts-nocheck.*$/m, "//")
+        .replaceAll('"../../mod.ts"', JSON.stringify(pathToFileURL(join(ROOT, "mod.ts")).href));
+      const copy = join(dir, "node_compat_typedefs.ts");
+      await writeFile(copy, source);
+      const output = await new Promise<string>((resolve, reject) => {
+        execFile(
+          DENO,
+          ["check", "--config", join(ROOT, "deno.json"), copy],
+          { cwd: ROOT, timeout: 120_000, env: { ...process.env, NO_COLOR: "1" } },
+          (error, stdout, stderr) => {
+            const text = `${stdout}\n${stderr}`;
+            if (error && !/\[ERROR\]/.test(text)) {
+              reject(new Error(`deno check did not run: ${error.message}\n${text}`));
+            } else resolve(text);
+          },
+        );
+      });
       const result: TypeCheck = { errors: [], elsewhere: [] };
       for (const block of output.split(/(?=TS\d{4,5} \[ERROR\])/).filter((b) => /^TS\d/.test(b))) {
         // The block ends at its location line; what follows is deno's summary.
@@ -1788,25 +1804,32 @@ function checkTypedefs(): Promise<TypeCheck> {
         if (at) result.errors.push({ line: Number(at[1]), text });
         else result.elsewhere.push(text);
       }
-      resolve(result);
-    });
-  });
+      return result;
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  })();
   return typeCheck;
 }
 
 /** The fixture's `// case: NAME` sections, with their line ranges. */
-function typedefCases(): { name: string; from: number; to: number }[] {
+function typedefCases(): { name: string; from: number; to: number; source: string }[] {
   if (!existsSync(TYPEDEFS)) return [];
   const lines = readFileSync(TYPEDEFS, "utf8").split("\n");
-  const cases: { name: string; from: number; to: number }[] = [];
+  const cases: { name: string; from: number; to: number; source: string }[] = [];
   lines.forEach((line, i) => {
     const match = /^\/\/ case: (.+)$/.exec(line.trim());
     if (!match) return;
     if (cases.length > 0) cases[cases.length - 1].to = i;
-    cases.push({ name: match[1], from: i + 1, to: lines.length });
+    cases.push({ name: match[1], from: i + 1, to: lines.length, source: "" });
   });
+  for (const c of cases) c.source = lines.slice(c.from, c.to).join("\n");
   return cases;
 }
+
+/** Names the checker says mod.ts does not export (reported on the import lines, in the first case). */
+const missingExports = (errors: TypeCheck["errors"]): string[] =>
+  errors.flatMap((e) => /has no exported member(?: named)? '(\w+)'/.exec(e.text)?.[1] ?? []);
 
 describe("typedef-tests.ts", () => {
   const skip = canTypecheck ? false : "needs the TypeScript sources and node_modules/.bin/deno (not in the npm build)";
@@ -1814,11 +1837,13 @@ describe("typedef-tests.ts", () => {
   test("the typedef fixture has its cases", { skip }, () => {
     assert.ok(cases.length >= 8, `found ${cases.length} cases in ${TYPEDEFS}`);
   });
-  for (const { name, from, to } of cases) {
+  for (const [i, { name, from, to, source }] of cases.entries()) {
     test(`typedef: ${name}`, { skip }, async () => {
       const { errors, elsewhere } = await checkTypedefs();
       const mine = errors.filter((e) => e.line >= from && e.line <= to).map((e) => `line ${e.line}: ${e.text}`);
-      assert.deepEqual([...elsewhere, ...mine], [], "type errors");
+      // An unresolved import type-checks as anything, so a case that uses one proves nothing: it fails too.
+      const uses = i === 0 ? [] : missingExports(errors).filter((n) => new RegExp(`\\b${n}\\b`).test(source));
+      assert.deepEqual([...elsewhere, ...mine, ...uses.map((n) => `uses ${n}, which mod.ts does not export`)], []);
     });
   }
 });
