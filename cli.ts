@@ -1,8 +1,9 @@
 /**
  * `tally`: send Segment-format analytics from CI pipelines and shell scripts.
- * Runs under Deno (`deno run --allow-net --allow-read --allow-env cli.ts`),
- * Bun, Node (the npm build's `bin`) and as one compiled binary
- * (`deno task compile`). Run `tally --help` for the commands.
+ * Runs under Deno (`deno run --allow-net --allow-read --allow-write
+ * --allow-env cli.ts`; `tally serve` writes its NDJSON file), Bun, Node (the
+ * npm build's `bin`) and as one compiled binary (`deno task compile`). Run
+ * `tally --help` for the commands.
  *
  * @module
  */

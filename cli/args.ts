@@ -1,8 +1,11 @@
 /**
- * Flag parsing for `tally`: `--name value`, `--name=value`, `--flag`,
- * `--no-flag`, and every kebab-case flag also under its camelCase name
- * (`--user-id` or `--userId`), which is how Segment's library-e2e-tester
- * passes them. Unknown flags and missing values are usage errors.
+ * Flag parsing for every `tally` command, `tally serve` included:
+ * `--name value`, `--name=value`, `--flag`, `--no-flag` (for the flags that
+ * say they take it), and every kebab-case flag also under its camelCase
+ * name (`--user-id` or `--userId`), which is how Segment's
+ * library-e2e-tester passes them. A value may start with one dash
+ * (`--latency -5` is the value -5); one that starts with two is taken for a
+ * forgotten value. Unknown flags and missing values are usage errors.
  *
  * @module
  */
@@ -19,6 +22,8 @@ export interface FlagSpec {
   help: string;
   /** The value's placeholder in `--help` (`ID`, `JSON`, ...). */
   value?: string;
+  /** A boolean that also takes `--no-NAME` (help shows both). */
+  negatable?: boolean;
 }
 
 /** A flag's parsed value. */
@@ -28,6 +33,8 @@ export type FlagValue = string | boolean | number | Record<string, unknown>;
 export interface Parsed {
   flags: Map<string, FlagValue>;
   positionals: string[];
+  /** Each flag's name as it was typed (`userId` for `--userId`), by kebab-case name, for errors. */
+  written: Map<string, string>;
 }
 
 /** A mistake in how tally was called (exit code 2). */
@@ -58,16 +65,17 @@ export function jsonObject(flag: string, text: string): Record<string, unknown> 
   return value as Record<string, unknown>;
 }
 
-function convert(spec: FlagSpec, raw: string): FlagValue {
+/** `raw` as `spec` reads it; `typed` is the flag's name as written, for errors. */
+function convert(spec: FlagSpec, raw: string, typed: string): FlagValue {
   switch (spec.kind) {
     case "json":
-      return jsonObject(spec.name, raw);
+      return jsonObject(typed, raw);
     case "number":
     case "integer": {
       const n = raw.trim() === "" ? NaN : Number(raw);
       if (!Number.isFinite(n) || (spec.kind === "integer" && !Number.isInteger(n))) {
         throw new UsageError(
-          `--${spec.name} must be ${spec.kind === "integer" ? "an integer" : "a number"}, got "${raw}"`,
+          `--${typed} must be ${spec.kind === "integer" ? "an integer" : "a number"}, got "${raw}"`,
         );
       }
       return n;
@@ -75,7 +83,7 @@ function convert(spec: FlagSpec, raw: string): FlagValue {
     case "boolean": {
       if (raw === "true" || raw === "1") return true;
       if (raw === "false" || raw === "0") return false;
-      throw new UsageError(`--${spec.name} takes no value, or =true or =false; got "${raw}"`);
+      throw new UsageError(`--${typed} takes no value, or =true or =false; got "${raw}"`);
     }
     default:
       return raw;
@@ -89,6 +97,7 @@ function convert(spec: FlagSpec, raw: string): FlagValue {
 export function parseArgs(argv: readonly string[], specs: readonly FlagSpec[], command: string): Parsed {
   const byName = new Map(specs.map((s) => [s.name, s]));
   const flags = new Map<string, FlagValue>();
+  const written = new Map<string, string>();
   const positionals: string[] = [];
   const see = `(see tally ${command} --help)`;
   for (let i = 0; i < argv.length; i++) {
@@ -107,20 +116,21 @@ export function parseArgs(argv: readonly string[], specs: readonly FlagSpec[], c
       continue;
     }
     const eq = arg.indexOf("=");
-    const written = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
-    let name = kebab(written);
+    const typed = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
+    let name = kebab(typed);
     let spec = byName.get(name);
     let negated = false;
-    if (spec === undefined && name.startsWith("no-") && byName.get(name.slice(3))?.kind === "boolean") {
+    if (spec === undefined && name.startsWith("no-") && byName.get(name.slice(3))?.negatable === true) {
       name = name.slice(3);
       spec = byName.get(name);
       negated = true;
     }
-    if (spec === undefined) throw new UsageError(`unknown flag --${written} ${see}`);
+    if (spec === undefined) throw new UsageError(`unknown flag --${typed} ${see}`);
     if (flags.has(name) && name !== "help") throw new UsageError(`--${name} is given twice`);
+    written.set(name, typed);
     if (spec.kind === "boolean") {
-      if (negated && eq >= 0) throw new UsageError(`--no-${name} takes no value`);
-      flags.set(name, negated ? false : eq < 0 ? true : convert(spec, arg.slice(eq + 1)));
+      if (negated && eq >= 0) throw new UsageError(`--${typed} takes no value`);
+      flags.set(name, negated ? false : eq < 0 ? true : convert(spec, arg.slice(eq + 1), typed));
       continue;
     }
     let raw: string;
@@ -128,19 +138,25 @@ export function parseArgs(argv: readonly string[], specs: readonly FlagSpec[], c
     else {
       const next = argv[i + 1];
       // "--user-id --event E" is a forgotten value, not a user id of "--event".
-      if (next === undefined || next.startsWith("--")) throw new UsageError(`--${name} needs a value ${see}`);
+      if (next === undefined || next.startsWith("--")) throw new UsageError(`--${typed} needs a value ${see}`);
       raw = next;
       i++;
     }
-    flags.set(name, convert(spec, raw));
+    flags.set(name, convert(spec, raw, typed));
   }
-  return { flags, positionals };
+  return { flags, positionals, written };
 }
 
 /** Formats the flags of `specs` for `--help`, one per line. */
 export function flagHelp(specs: readonly FlagSpec[]): string {
   const rows = specs.map((s) => {
-    const left = s.kind === "boolean" ? `--${s.name}` : `--${s.name} ${s.value ?? "VALUE"}`;
+    const left = s.kind !== "boolean"
+      ? `--${s.name} ${s.value ?? "VALUE"}`
+      : s.negatable
+      ? `--${s.name}, --no-${s.name}`
+      : s.name === "help"
+      ? "-h, --help"
+      : `--${s.name}`;
     return [left, s.help] as const;
   });
   const width = Math.max(...rows.map(([left]) => left.length));

@@ -24,12 +24,12 @@ export const COMMON_FLAGS: readonly FlagSpec[] = [
     value: "URL",
     help: "a Segment-compatible endpoint (default: $TALLY_HOST, else https://api.segment.io)",
   },
-  { name: "gzip", kind: "boolean", help: "gzip each request body (--no-gzip: plain JSON, the default)" },
+  { name: "gzip", kind: "boolean", negatable: true, help: "gzip each request body (default: plain JSON)" },
   {
     name: "timeout",
     kind: "number",
     value: "SECONDS",
-    help: "abandon (and retry) a request after this long (default 15)",
+    help: "abandon (and retry) a request after this long; 0: no limit (default 15)",
   },
   { name: "max-retries", kind: "integer", value: "N", help: "retries per batch before giving up (default 10)" },
   {
@@ -39,7 +39,7 @@ export const COMMON_FLAGS: readonly FlagSpec[] = [
     help: "wait before the first retry; each later one waits twice as long, up to 60 s (default 0.5)",
   },
   { name: "dry-run", kind: "boolean", help: "validate and print each request body on stdout; send nothing" },
-  { name: "json", kind: "boolean", help: "print the result as one JSON object on stdout" },
+  { name: "json", kind: "boolean", help: "print the result, or a usage error, as one JSON object on stdout" },
   { name: "debug", kind: "boolean", help: "log what the client does on stderr (the write key is never shown)" },
   { name: "help", kind: "boolean", help: "show this help" },
 ];
@@ -57,6 +57,8 @@ export interface Client {
   printed: { bodies: number; bytes: number };
 }
 
+/** The library's default request timeout, in seconds. */
+const DEFAULT_TIMEOUT_S = 15;
 /** The write key the dry-run client builds with when none is given; never sent anywhere. */
 const DRY_RUN_KEY = "dry-run";
 /** What `--dry-run` prints in place of the write key. */
@@ -80,21 +82,38 @@ export function writeKeyOf(parsed: Parsed, env: Io["env"]): [string | undefined,
 
 /** Library option names, as the flags that set them (for construction errors). */
 const FLAG_OF: Record<string, string> = {
-  host: "--host",
-  timeout: "--timeout",
-  maxRetries: "--max-retries",
-  minRetryDelay: "--retry-delay",
-  uploadSize: "--batch-size",
-  writeKey: "--write-key",
+  host: "host",
+  timeout: "timeout",
+  maxRetries: "max-retries",
+  minRetryDelay: "retry-delay",
+  maxRetryDelay: "retry-delay",
+  uploadSize: "batch-size",
+  writeKey: "write-key",
 };
+
+/**
+ * The library's option error in the words of the command line:
+ * "Cannot set uploadSize: ..." becomes "Cannot set --batch-size: ...", with
+ * the flag as the user typed it (`--batchSize` stays `--batchSize`).
+ */
+export function optionsToFlags(message: string, parsed: Parsed): string {
+  return message.replace(/^Cannot set (\w+)/, (whole, option: string) => {
+    const name = FLAG_OF[option];
+    return name === undefined ? whole : `Cannot set --${parsed.written.get(name) ?? name}`;
+  });
+}
 
 function redactor(key: string | undefined): (text: string) => string {
   return key === undefined ? (text) => text : (text) => text.split(key).join(REDACTED);
 }
 
+const OK = '{"success":true}';
+
 /** A transport that prints each request body (decompressed, write key replaced) and answers 200. */
 function printingFetch(io: Io, printed: Client["printed"]): FetchFn {
   return async (_url, init) => {
+    // Nobody reads stdout any more: answer at once, printing nothing.
+    if (io.lost.aborted) return new Response(OK, { status: 200, headers: { "content-type": "application/json" } });
     let bytes = init.body as Uint8Array<ArrayBuffer>;
     const headers = init.headers as Record<string, string>;
     if (headers["Content-Encoding"] === "gzip") {
@@ -107,7 +126,7 @@ function printingFetch(io: Io, printed: Client["printed"]): FetchFn {
     printed.bodies++;
     printed.bytes += bytes.byteLength;
     await io.out(line);
-    return new Response('{"success":true}', { status: 200, headers: { "content-type": "application/json" } });
+    return new Response(OK, { status: 200, headers: { "content-type": "application/json" } });
   };
 }
 
@@ -153,11 +172,13 @@ export function makeClient(
   try {
     analytics = new Analytics(options);
   } catch (error) {
-    const message = (error as Error).message;
-    const option = /^Cannot set (\w+)/.exec(message)?.[1];
-    const flag = option === undefined ? undefined : FLAG_OF[option];
-    throw new UsageError(flag === undefined ? message : `${flag}: ${message}`);
+    throw new UsageError(optionsToFlags((error as Error).message, parsed));
   }
+  // Output lost (| head, >/dev/full): what is already queued or in flight gets one request timeout, not the
+  // retries (the default timeout when --timeout 0 lifted the limit).
+  const bound = (): void => void analytics.close({ timeout: (analytics.timeout || DEFAULT_TIMEOUT_S) * 1000 });
+  if (io.lost.aborted) bound();
+  else io.lost.addEventListener("abort", bound, { once: true });
   if (debug) {
     io.error(
       `debug: sending to ${analytics.host}${analytics.path} with the write key from ${source}` +

@@ -9,7 +9,7 @@
 import { type MessageType, VERSION } from "../mod.ts";
 import { UsageError } from "./args.ts";
 import { CALL_TYPES, runCall } from "./commands.ts";
-import type { Io } from "./io.ts";
+import { type Io, lostExitCode } from "./io.ts";
 import { runSend } from "./send.ts";
 
 /** `tally --help`. */
@@ -32,10 +32,17 @@ Exit codes: 0 all delivered; 1 some messages not delivered; 2 usage error or inv
 `;
 }
 
-/** The collector (lib/collector/serve.ts), loaded only when `tally serve` runs; the binary bundles it. */
-async function serve(args: string[]): Promise<number> {
+/**
+ * The collector (lib/collector/serve.ts), loaded only when `tally serve` runs; the binary bundles it.
+ * It writes through `io` like every command, and stops cleanly when its output is lost.
+ */
+async function serve(args: string[], io: Io): Promise<number> {
   const collector = await import("../lib/collector/serve.ts");
-  return collector.serve(args);
+  return collector.serve(args, {
+    out: (line) => void io.out(line + "\n"),
+    err: (line) => io.errRaw(line + "\n"),
+    signal: io.lost,
+  });
 }
 
 /** The e2e-tester form: `--type T` anywhere among flags, no command word. */
@@ -72,7 +79,7 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
   if ((CALL_TYPES as string[]).includes(command)) return runCall(command as MessageType, rest, io);
   if (command === "send") return runSend(rest, io);
   if (command === "serve" || (command === "help" && rest[0] === "serve")) {
-    return serve(command === "help" ? ["--help"] : rest);
+    return serve(command === "help" ? ["--help"] : rest, io);
   }
   if (command.startsWith("--")) {
     const e2e = e2eType(argv);
@@ -81,17 +88,29 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
   throw new UsageError(`unknown command "${command}" (see tally --help)`);
 }
 
+/** Whether `--json` is among the flags (before any `--`), however the rest parses. */
+function wantsJson(argv: readonly string[]): boolean {
+  for (const arg of argv) {
+    if (arg === "--") return false;
+    if (arg === "--json" || arg === "--json=true" || arg === "--json=1") return true;
+  }
+  return false;
+}
+
 /** Runs tally with `argv` (the arguments after the program); resolves to the exit code. */
 export async function main(argv: readonly string[], io: Io): Promise<number> {
+  let code: number;
   try {
-    return await dispatch(argv, io);
+    code = await dispatch(argv, io);
   } catch (error) {
-    if (error instanceof UsageError) {
-      io.error(error.message);
-      return 2;
-    }
+    const usage = error instanceof UsageError;
     // A bug of ours: still one line, never a stack trace.
-    io.error(`internal error: ${(error as Error)?.message ?? error}`);
-    return 1;
+    const message = usage ? error.message : `internal error: ${(error as Error)?.message ?? error}`;
+    io.error(message);
+    // --json promises a JSON object on stdout, an error included.
+    if (wantsJson(argv)) await io.out(JSON.stringify({ ok: false, error: message }) + "\n");
+    code = usage ? 2 : 1;
   }
+  // A result that could not be written (>/dev/full) is not a success; a reader that left (| head) is its choice.
+  return code === 0 && lostExitCode(io) === 1 ? 1 : code;
 }

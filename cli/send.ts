@@ -1,8 +1,11 @@
 /**
  * `tally send [FILE ...]`: a historical import. Reads NDJSON or a JSON array
  * of Segment-shaped messages (`{"type":"track","userId":...}`) from files or
- * stdin, streaming, and hands each to the library's object-style call, which
- * validates it; batching, gzip and retries are the library's.
+ * stdin, streaming (gzip input is decompressed on the way), and hands each
+ * to the library's object-style call, which validates it; batching, gzip
+ * and retries are the library's. A line of `tally serve`'s NDJSON file
+ * (`{"id","receivedAt","status","reasons","message"}`) stands for its
+ * `message`, so what the collector captured can be sent again.
  *
  * "Validated first" means: each message is validated before it is queued.
  * A bad one is reported as `file:line: why` and skipped, the rest is sent,
@@ -13,6 +16,10 @@
  * Memory stays flat however long the input: a chunk is read only when the
  * library's queue has room (checked through `stats().queued`).
  *
+ * When stdout or stderr is lost (`| head`, `>/dev/full`), reading stops
+ * (as on Ctrl-C), what is queued gets one request timeout, and the exit
+ * code says the command was cut short (141 for a reader that went away).
+ *
  * @module
  */
 import { createReadStream, statSync } from "node:fs";
@@ -20,16 +27,19 @@ import process from "node:process";
 import { type DeliveryError, type MessageType, ValidationError } from "../mod.ts";
 import { flagHelp, type FlagSpec, parseArgs, UsageError } from "./args.ts";
 import { COMMON_FLAGS, makeClient } from "./client.ts";
-import type { Io } from "./io.ts";
+import { decoded, GzipError } from "./input.ts";
+import { EXIT_READER_GONE, type Io, lostExitCode } from "./io.ts";
 import { type Item, ItemReader } from "./ndjson.ts";
 import { bytes, Progress, thousands } from "./progress.ts";
 
-const SEND_FLAGS: readonly FlagSpec[] = [
+/** The flags `tally send` accepts. */
+export const SEND_FLAGS: readonly FlagSpec[] = [
   { name: "strict", kind: "boolean", help: "stop at the first invalid message (the default reports each and goes on)" },
   { name: "batch-size", kind: "integer", value: "N", help: "messages per request, 1 to 2500 (default 100)" },
   {
     name: "progress",
     kind: "boolean",
+    negatable: true,
     help: "force the progress bar on or off (default: on when stderr is a terminal)",
   },
   ...COMMON_FLAGS,
@@ -47,19 +57,24 @@ Each line (or array element) is one message in Segment's own shape:
 Fields: type, userId, anonymousId, event, properties, traits, name, category, groupId, previousId,
 context, integrations, timestamp, messageId (as the type takes them). Fields Segment sets itself
 (sentAt, receivedAt, originalTimestamp, version, channel, projectId, writeKey, _metadata) are ignored;
-any other field makes the message invalid.
+any other field makes the message invalid. A line of tally serve's NDJSON file
+({"id","receivedAt","status","reasons","message"}) is read as its message: captures replay as they are.
+Gzip input (a .gz file, or gzip on stdin) is decompressed as it is read.
 
 Every message is validated before it is queued; each bad one is reported on stderr as FILE:LINE: why
 and skipped. To check a whole input before sending anything: tally send --dry-run FILE >/dev/null
 
 Examples:
   tally send events.ndjson
-  zcat events.ndjson.gz | tally send --gzip --json
+  tally send --gzip --json events-2024-*.ndjson.gz
+  tally send .tally/events.ndjson            (replay what tally serve captured)
 
 Flags (each also accepted in camelCase):
 ${flagHelp(SEND_FLAGS)}
 
-Exit codes: 0 all delivered; 1 some not delivered; 2 usage error or an invalid message.
+Exit codes: 0 all delivered; 1 some not delivered; 2 usage error, an unreadable input or an invalid
+message (2 wins over 1: with both invalid and undelivered messages, tally exits 2; the summary counts
+each); 130 stopped by Ctrl-C; 141 stopped because the reader of its output went away (| head).
 `;
 }
 
@@ -103,6 +118,24 @@ const describe = (value: unknown): string =>
     : typeof value === "string"
     ? "a string"
     : `a ${typeof value}`;
+
+/** The keys of a line of `tally serve`'s NDJSON file (lib/collector/ndjson.ts): a received message, wrapped. */
+const CAPTURED_KEYS = new Set(["id", "receivedAt", "status", "reasons", "message"]);
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+/**
+ * The message inside a line `tally serve` wrote, or `value` itself when it
+ * is not one: an object whose `message` is an object, with `receivedAt` (a
+ * string) and `status` ("good" or "bad"), and no key the collector does not write.
+ */
+export function unwrapCaptured(value: unknown): unknown {
+  if (!isObject(value) || !isObject(value.message) || typeof value.receivedAt !== "string") return value;
+  if (value.status !== "good" && value.status !== "bad") return value;
+  for (const key in value) if (!CAPTURED_KEYS.has(key)) return value;
+  return value.message;
+}
 
 /** The library call for a parsed message, or why it cannot be made. */
 function checkShape(value: unknown): MessageType | string {
@@ -233,7 +266,7 @@ export async function runSend(argv: readonly string[], io: Io): Promise<number> 
     if (item.error !== undefined) return invalid(source, item.line, item.error);
     let value: unknown;
     try {
-      value = JSON.parse(item.text);
+      value = unwrapCaptured(JSON.parse(item.text));
     } catch (error) {
       return invalid(source, item.line, `not valid JSON (${(error as Error).message})`);
     }
@@ -246,6 +279,15 @@ export async function runSend(argv: readonly string[], io: Io): Promise<number> 
       invalid(source, item.line, error.message);
     }
   };
+
+  // Output lost while reading (| head, >/dev/full): stop, as on Ctrl-C; a pending read ends too (decoded()).
+  let reading = true;
+  let cutShort = false;
+  const onLost = (): void => {
+    if (!reading) return;
+    cutShort = stopped = true;
+  };
+  io.lost.addEventListener("abort", onLost, { once: true });
 
   let readError: string | undefined;
   try {
@@ -260,8 +302,12 @@ export async function runSend(argv: readonly string[], io: Io): Promise<number> 
         : createReadStream(source.path, { highWaterMark: 64 * 1024 });
       let sinceCheck = 0;
       try {
-        for await (const chunk of stream as AsyncIterable<Uint8Array>) {
-          counts.bytesRead += chunk.byteLength;
+        const chunks = decoded(
+          stream as AsyncIterable<Uint8Array<ArrayBuffer>>,
+          (n) => void (counts.bytesRead += n),
+          io.lost,
+        );
+        for await (const chunk of chunks) {
           for (const item of reader.push(chunk)) {
             handle(source, item);
             if (stopped) break;
@@ -278,7 +324,9 @@ export async function runSend(argv: readonly string[], io: Io): Promise<number> 
         if (!stopped) { for (const item of reader.end()) if (!stopped) handle(source, item); }
       } catch (error) {
         if (error instanceof ValidationError || error instanceof UsageError) throw error;
-        const code = (error as { code?: string }).code;
+        // The input ended by us (output lost) is no error of the input's.
+        if (cutShort) break;
+        const code = error instanceof GzipError ? undefined : (error as { code?: string }).code;
         readError = `cannot read ${source.name}: ${code ?? (error as Error).message}`;
         io.error(readError);
         break;
@@ -288,6 +336,8 @@ export async function runSend(argv: readonly string[], io: Io): Promise<number> 
       }
     }
   } finally {
+    reading = false;
+    io.lost.removeEventListener("abort", onLost);
     await analytics.close();
     process.off("SIGINT", onSigint);
     progress?.stop();
@@ -322,6 +372,8 @@ export async function runSend(argv: readonly string[], io: Io): Promise<number> 
     io.error(`${head}${tail ? `; ${tail}` : ""} in ${summary.seconds.toFixed(1)} s`);
   }
   if (interrupted) return 130;
+  if (cutShort) return lostExitCode(io) ?? EXIT_READER_GONE;
+  // Invalid input wins over undelivered messages: the input needs fixing before a rerun can succeed.
   if (summary.invalid > 0 || readError !== undefined) return 2;
   if (summary.failed > 0) return 1;
   return 0;

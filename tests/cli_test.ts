@@ -1,16 +1,23 @@
 /**
  * The `tally` CLI, run as a child process against a real receiver on
  * 127.0.0.1: the compiled binary when `TALLY_BIN` is set (CI builds it
- * first), else `cli.ts` under the runtime running these tests (`deno run
- * --allow-net --allow-read --allow-env`, or `bun`).
+ * first; the npm build sets it to its Node bin), else `cli.ts` under the
+ * runtime running these tests (`deno run --allow-net --allow-read
+ * --allow-write --allow-env`, as the README shows, or `bun`).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
+import { type FlagSpec, parseArgs } from "../cli/args.ts";
+import { CALL_TYPES, callFlags } from "../cli/commands.ts";
+import { SEND_FLAGS } from "../cli/send.ts";
+import { SERVE_FLAGS } from "../lib/collector/serve.ts";
 import { VERSION } from "../lib/version.ts";
 import { startReceiver } from "./receiver.ts";
 
@@ -23,9 +30,12 @@ const AUTH = `Basic ${btoa(`${KEY}:`)}`;
 function tally(): [string, string[]] {
   const bin = process.env.TALLY_BIN;
   if (bin) return [resolve(ROOT, bin), []];
-  if ("Deno" in globalThis) return [process.execPath, ["run", "--allow-net", "--allow-read", "--allow-env", "cli.ts"]];
-  if ("Bun" in globalThis) return [process.execPath, ["cli.ts"]];
-  return [`${ROOT}node_modules/.bin/bun`, ["cli.ts"]];
+  const cli = `${ROOT}cli.ts`;
+  if ("Deno" in globalThis) {
+    return [process.execPath, ["run", "--allow-net", "--allow-read", "--allow-write", "--allow-env", cli]];
+  }
+  if ("Bun" in globalThis) return [process.execPath, [cli]];
+  return [`${ROOT}node_modules/.bin/bun`, [cli]];
 }
 
 interface Run {
@@ -34,6 +44,8 @@ interface Run {
   stderr: string;
   /** The child's peak resident memory in MB, from /proc (undefined where there is no /proc). */
   peakMb: number | undefined;
+  /** Milliseconds from spawn to exit. */
+  ms: number;
 }
 
 interface RunOptions {
@@ -43,7 +55,18 @@ interface RunOptions {
   killAfterMs?: number;
   /** Poll the child's peak RSS. */
   memory?: boolean;
+  /** The child's working directory (default: the repository). */
+  cwd?: string;
+  /**
+   * Runs tally inside this bash script instead, where `"$@"` is the tally command, SIGKILLed after
+   * {@linkcode SHELL_LIMIT_S} seconds (exit 137) so a hang fails the test and leaves no process behind.
+   * The script ends with tally's exit code (`exit "${PIPESTATUS[0]}"` after a pipeline).
+   */
+  shell?: string;
 }
+
+/** How long tally may run inside a `shell` script before it is killed. */
+const SHELL_LIMIT_S = 15;
 
 /** The environment without any write key or host of the machine running the tests. */
 function baseEnv(extra: Record<string, string> = {}): Record<string, string> {
@@ -80,9 +103,14 @@ const PEAK_MARK = "tally-test-peak-rss-kb=";
 function run(args: string[], options: RunOptions = {}): Promise<Run> {
   const [bin, pre] = tally();
   const timed = options.memory === true && existsSync(GNU_TIME);
-  const [cmd, argv] = timed ? [GNU_TIME, ["-f", `${PEAK_MARK}%M`, bin, ...pre, ...args]] : [bin, [...pre, ...args]];
+  const [cmd, argv] = options.shell !== undefined
+    ? ["bash", ["-c", options.shell, "tally", "timeout", "-s", "KILL", String(SHELL_LIMIT_S), bin, ...pre, ...args]]
+    : timed
+    ? [GNU_TIME, ["-f", `${PEAK_MARK}%M`, bin, ...pre, ...args]]
+    : [bin, [...pre, ...args]];
+  const started = performance.now();
   const child = spawn(cmd, argv, {
-    cwd: ROOT,
+    cwd: options.cwd ?? ROOT,
     env: baseEnv(options.env),
     stdio: [options.stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"],
   });
@@ -117,7 +145,8 @@ function run(args: string[], options: RunOptions = {}): Promise<Run> {
           stderr = stderr.slice(0, at);
         }
       }
-      resolve({ code, stdout, stderr, peakMb: peakKb === undefined ? undefined : peakKb / 1024 });
+      const ms = performance.now() - started;
+      resolve({ code, stdout, stderr, peakMb: peakKb === undefined ? undefined : peakKb / 1024, ms });
     });
   });
 }
@@ -473,7 +502,7 @@ test("usage errors exit 2 with one line on stderr naming the flag, and send noth
       [["track", ...base, "--user-id", "u", "--event", "E", "--traits", "{}"], /unknown flag --traits/],
       [["track", ...base, "--user-id"], /--user-id needs a value/],
       [["track", ...base, "--user-id", "u", "--event", "E", "--timeout", "soon"], /--timeout must be a number/],
-      [["track", ...base, "--user-id", "u", "--event", "E", "--timeout", "0"], /--timeout/],
+      [["track", ...base, "--user-id", "u", "--event", "E", "--timeout", "-1"], /--timeout/],
       [["track", "--host", url, "--user-id", "u", "--event", "E"], /no write key/],
       [["track", ...base.slice(0, 2), "--host", "ftp://x", "--user-id", "u", "--event", "E"], /--host/],
       [["launch", "--now"], /unknown command "launch"/],
@@ -681,40 +710,426 @@ test("tally send streams 1M lines from stdin with flat memory and delivers every
   }
 });
 
-test("tally send delivers into tally serve, which counts every message as good", async () => {
+/** A `tally serve` child process, started and listening. */
+interface Serving {
+  url: string;
+  /** Everything it printed so far, stdout and stderr. */
+  output(): string;
+  /** Its exit code, or the signal that ended it. */
+  exited: Promise<number | string | null>;
+  /** Sends SIGTERM and waits for the exit. */
+  stop(): Promise<number | string | null>;
+}
+
+/** Starts `tally serve ARGS` and resolves once its output matches `ready` (by default, its last startup line). */
+async function startServe(
+  args: string[],
+  options: { cwd?: string; shell?: string; ready?: RegExp } = {},
+): Promise<Serving> {
   const [bin, pre] = tally();
-  const server = spawn(bin, [...pre, "serve", "--port", "0", "--no-out", "--quiet"], {
-    cwd: ROOT,
-    env: baseEnv(),
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const command = [bin, ...pre, "serve", ...args];
+  const [cmd, argv] = options.shell !== undefined
+    ? ["bash", ["-c", options.shell, "tally", "timeout", "-s", "KILL", String(SHELL_LIMIT_S), ...command]]
+    : [command[0], command.slice(1)];
+  const server = spawn(cmd, argv, { cwd: options.cwd ?? ROOT, env: baseEnv(), stdio: ["ignore", "pipe", "pipe"] });
   const exited = new Promise<number | string | null>((resolve) =>
     server.on("close", (code, signal) => resolve(code ?? signal))
   );
-  try {
-    let output = "";
-    const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`tally serve did not start: ${output}`)), 10_000);
-      server.stdout!.on("data", (chunk) => {
-        output += chunk;
-        const m = /listening on (http:\/\/\S+)/.exec(output);
-        if (m) {
-          clearTimeout(timer);
-          resolve(m[1]);
-        }
-      });
-      server.stderr!.on("data", (chunk) => void (output += chunk));
+  let output = "";
+  const ready = options.ready ?? /Press Ctrl-C to stop/;
+  const url = await new Promise<string>((resolve, reject) => {
+    const fail = (why: string) => {
+      clearTimeout(timer);
+      server.kill("SIGKILL");
+      reject(new Error(`tally serve ${why}: ${output}`));
+    };
+    const timer = setTimeout(() => fail("did not start in 10 s"), 10_000);
+    const check = () => {
+      const m = /listening on (http:\/\/\S+)/.exec(output);
+      if (m && ready.test(output)) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    };
+    server.stdout!.on("data", (chunk) => {
+      output += chunk;
+      check();
     });
-    const r = await run(["send", "--write-key", KEY, "--host", url, "--json", "--gzip", `${FIXTURES}/cli_good.ndjson`]);
+    server.stderr!.on("data", (chunk) => void (output += chunk));
+    void exited.then((code) => fail(`exited (${code}) before it was ready`));
+  });
+  return {
+    url,
+    output: () => output,
+    exited,
+    stop() {
+      server.kill("SIGTERM");
+      return exited;
+    },
+  };
+}
+
+test("tally send delivers into tally serve, which counts every message as good", async () => {
+  const server = await startServe(["--port", "0", "--no-out", "--quiet"]);
+  try {
+    const r = await run([
+      "send",
+      "--write-key",
+      KEY,
+      "--host",
+      server.url,
+      "--json",
+      "--gzip",
+      `${FIXTURES}/cli_good.ndjson`,
+    ]);
     assert.equal(r.code, 0, show(r));
     assert.equal(JSON.parse(r.stdout).sent, 6);
-    const stats = await (await fetch(`${url}/api/stats`)).json();
+    const stats = await (await fetch(`${server.url}/api/stats`)).json();
     assert.equal(stats.total, 6);
     assert.equal(stats.good, 6, JSON.stringify(stats));
   } finally {
-    server.kill("SIGTERM");
-    const code = await exited;
+    const code = await server.stop();
     // Deno's node:child_process reports the signal it sent even when the child then exits 0 (Bun's reports 0).
     if (!("Deno" in globalThis)) assert.equal(code, 0, "tally serve stops cleanly on SIGTERM");
+  }
+});
+
+// ---- a reader that goes away: closed pipes and full disks
+
+/** Well under SHELL_LIMIT_S, a runtime's start included: what "promptly" means here. */
+const PROMPT_MS = 8000;
+
+/** A temporary directory for one test, removed by the returned function. */
+function scratch(): [string, () => void] {
+  const dir = mkdtempSync(join(tmpdir(), "tally-cli-test-"));
+  return [dir, () => rmSync(dir, { recursive: true, force: true })];
+}
+
+/** An NDJSON file of `lines` track messages in `dir`; every `invalidEvery`-th one (1: all) lacks its event. */
+function ndjsonFile(dir: string, lines: number, invalidEvery = 0): string {
+  let text = "";
+  for (let i = 0; i < lines; i++) {
+    const event = invalidEvery > 0 && i % invalidEvery === invalidEvery - 1 ? "" : `,"event":"Piped ${i}"`;
+    text += `{"type":"track","userId":"u-${i}"${event},"properties":{"n":${i}}}\n`;
+  }
+  const path = join(dir, `messages-${lines}-${invalidEvery}.ndjson`);
+  writeFileSync(path, text);
+  return path;
+}
+
+/** Exited by itself, well before the limit, and printed no stack trace or runtime complaint where we can see. */
+function assertPromptAndQuiet(r: Run, what: string): void {
+  assert.notEqual(r.code, 137, `${what}: still running after ${SHELL_LIMIT_S} s, killed. ${show(r)}`);
+  assert.ok(r.ms < PROMPT_MS, `${what}: took ${Math.round(r.ms)} ms. ${show(r)}`);
+  for (const text of [r.stdout, r.stderr]) {
+    assert.doesNotMatch(text, /^\s+at |Top-level await|unsettled|EPIPE|ENOSPC|Uncaught|panic/m, `${what}: ${show(r)}`);
+  }
+}
+
+test("tally track whose stdout reader has gone (| true) still delivers, then exits 0 at once and quietly", async () => {
+  await withReceiver(async (url, receiver) => {
+    const args = ["track", "--write-key", KEY, "--host", url, "--user-id", "u", "--event", "Piped"];
+    const r = await run(args, { shell: `"$@" | true; exit "\${PIPESTATUS[0]}"` });
+    assertPromptAndQuiet(r, "track | true");
+    assert.equal(r.code, 0, show(r));
+    assert.equal(r.stderr, "");
+    assert.deepEqual(receiver.messages().map((m) => m.event), ["Piped"]);
+
+    const dry = await run(["track", "--dry-run", "--user-id", "u", "--event", "E"], {
+      shell: `"$@" | true; exit "\${PIPESTATUS[0]}"`,
+    });
+    assertPromptAndQuiet(dry, "track --dry-run | true");
+    assert.equal(dry.code, 0, show(dry));
+    assert.equal(dry.stderr, "");
+  });
+});
+
+test("tally send --dry-run into head -n 1 stops reading once head has gone and exits 141, quietly", async () => {
+  const [dir, cleanup] = scratch();
+  try {
+    const file = ndjsonFile(dir, 50_000);
+    const r = await run(["send", "--dry-run", file], { shell: `"$@" | head -n 1; exit "\${PIPESTATUS[0]}"` });
+    assertPromptAndQuiet(r, "send --dry-run | head -n 1");
+    assert.equal(r.code, 141, show(r));
+    assert.equal(r.stdout.split("\n").filter((l) => l !== "").length, 1, show(r));
+    assert.equal(JSON.parse(r.stdout).batch.length, 100);
+    const lines = stderrLines(r);
+    assert.equal(lines.length, 1, show(r));
+    assert.match(lines[0], /^tally: dry run: .* nothing sent; stopped early in /);
+  } finally {
+    cleanup();
+  }
+});
+
+test("tally send 2>&1 | head -2 exits promptly once head has gone, and shows no stack trace in what head read", async () => {
+  const [dir, cleanup] = scratch();
+  try {
+    const file = ndjsonFile(dir, 30_000, 1);
+    const r = await run(["send", "--dry-run", file], { shell: `"$@" 2>&1 | head -2; exit "\${PIPESTATUS[0]}"` });
+    assertPromptAndQuiet(r, "send 2>&1 | head -2");
+    assert.equal(r.code, 141, show(r));
+    const lines = r.stdout.split("\n").filter((l) => l !== "");
+    assert.equal(lines.length, 2, show(r));
+    for (const line of lines) assert.match(line, /^tally: .*messages-30000-1\.ndjson:\d+: /);
+  } finally {
+    cleanup();
+  }
+});
+
+test("tally send stops waiting for a slow stdin once its reader has gone", async () => {
+  // stdin stays open for 12 s after one message; the dry run's body finds stdout closed half a second in.
+  const line = '{"type":"track","userId":"u","event":"Slow"}';
+  const r = await run(["send", "--dry-run"], {
+    shell: `"$@" < <(echo '${line}'; sleep 12 2>/dev/null) | true; exit "\${PIPESTATUS[0]}"`,
+  });
+  assertPromptAndQuiet(r, "slow stdin | send | true");
+  assert.equal(r.code, 141, show(r));
+});
+
+test("a closed stderr stops tally send, and the delivery it started is bounded by --timeout, not by the retries", async () => {
+  const [dir, cleanup] = scratch();
+  await withReceiver(async (url, receiver) => {
+    try {
+      // Every request hangs: without the bound, 1 + 10 retries of 2 s each outlast the shell's limit.
+      receiver.setDefault({ hang: true });
+      const file = ndjsonFile(dir, 30_000, 2);
+      const r = await run(
+        ["send", "--write-key", KEY, "--host", url, "--timeout", "2", "--max-retries", "10", "--batch-size", "1", file],
+        { shell: `"$@" 2>&1 >/dev/null | head -n 1 >/dev/null; exit "\${PIPESTATUS[0]}"` },
+      );
+      assertPromptAndQuiet(r, "send 2>&1 >/dev/null | head -n 1");
+      assert.equal(r.code, 141, show(r));
+      assert.ok(receiver.requests.length >= 1, "delivery had started");
+    } finally {
+      cleanup();
+    }
+  });
+});
+
+test("output to /dev/full is one error line on stderr and exit code 1, promptly, for a call and for send", async () => {
+  const [dir, cleanup] = scratch();
+  try {
+    const full = `"$@" >/dev/full`;
+    const r = await run(["track", "--dry-run", "--user-id", "u", "--event", "E"], { shell: full });
+    assertPromptAndQuiet(r, "track >/dev/full");
+    assert.equal(r.code, 1, show(r));
+    assert.deepEqual(stderrLines(r), ["tally: Cannot write to stdout: no space left on device"]);
+
+    const file = ndjsonFile(dir, 50_000);
+    const send = await run(["send", "--dry-run", file], { shell: full });
+    assertPromptAndQuiet(send, "send >/dev/full");
+    assert.equal(send.code, 1, show(send));
+    const lines = stderrLines(send);
+    assert.equal(lines[0], "tally: Cannot write to stdout: no space left on device", show(send));
+    assert.match(lines.at(-1)!, /stopped early/);
+    assert.equal(lines.length, 2, show(send));
+  } finally {
+    cleanup();
+  }
+});
+
+test("tally serve stops cleanly when the reader of its log has gone", async () => {
+  const server = await startServe(["--port", "0", "--no-out"], {
+    shell: `"$@" | head -n 1; exit "\${PIPESTATUS[0]}"`,
+    ready: /listening on/,
+  });
+  // head has printed the first line and gone; the next log line (this request's) finds the pipe closed.
+  const deadline = Date.now() + PROMPT_MS;
+  let code: number | string | null | undefined;
+  void server.exited.then((c) => void (code = c));
+  while (code === undefined && Date.now() < deadline) {
+    await fetch(`${server.url}/v1/batch`, { method: "POST", body: '{"batch":[]}' }).then(
+      (r) => r.body?.cancel(),
+      () => {},
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  if (code === undefined) await server.stop();
+  assert.equal(code, 0, server.output());
+});
+
+// ---- flags, help and usage errors, alike on every command
+
+test("every flag a command accepts, --no-NAME forms and -h included, is listed in its --help", async () => {
+  const commands: [string, readonly FlagSpec[]][] = [
+    ...CALL_TYPES.map((type): [string, FlagSpec[]] => [type, callFlags(type)]),
+    ["send", SEND_FLAGS],
+    ["serve", SERVE_FLAGS],
+  ];
+  const accepts = (specs: readonly FlagSpec[], argv: string[]): boolean => {
+    try {
+      parseArgs(argv, specs, "test");
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  for (const [command, specs] of commands) {
+    const r = await run([command, "--help"]);
+    assert.equal(r.code, 0, show(r));
+    const listed = new Set(r.stdout.match(/(?<![\w-])--?[a-z][a-z-]*/g));
+    const forms = ["-h", ...specs.flatMap((spec) => [`--${spec.name}`, `--no-${spec.name}`])];
+    for (const form of forms) {
+      const spec = specs.find((s) => form === `--${s.name}` || form === `--no-${s.name}`);
+      const argv = spec !== undefined && spec.kind !== "boolean" && form === `--${spec.name}` ? [form, "1"] : [form];
+      if (accepts(specs, argv)) assert.ok(listed.has(form), `tally ${command} accepts ${form}, its --help lists it`);
+    }
+  }
+});
+
+test("tally serve reads a negative number after a flag as its value, and its flag errors read as every command's", async () => {
+  const spaced = await run(["serve", "--latency", "-5"]);
+  assert.equal(spaced.code, 2, show(spaced));
+  assert.deepEqual(stderrLines(spaced), ['tally: --latency must be a number of milliseconds >= 0, got "-5"']);
+  const joined = await run(["serve", "--latency=-5"]);
+  assert.deepEqual(stderrLines(joined), stderrLines(spaced));
+  for (const args of [["--bogus"], ["--write-key"], ["extra"], ["--help=maybe"]]) {
+    const serve = await run(["serve", ...args]);
+    const track = await run(["track", ...args]);
+    assert.equal(serve.code, 2, show(serve));
+    assert.equal(track.code, 2, show(track));
+    assert.equal(stderrLines(serve).length, 1, show(serve));
+    assert.equal(serve.stderr, track.stderr.replaceAll("track", "serve"), args.join(" "));
+  }
+});
+
+test("--json prints a JSON error object on stdout for a usage error, beside the one stderr line, and exits 2", async () => {
+  const cases = [
+    ["track", "--json", "--bogus"],
+    ["track", "--json", "--user-id", "u", "--event", "E"], // no write key
+    ["track", "--json", "--write-key", KEY, "--event", "E"], // no user id
+    ["send", "--json", "--dry-run", "--batch-size", "0", `${FIXTURES}/cli_good.ndjson`],
+    ["send", "--json", "--dry-run", `${FIXTURES}/does-not-exist.ndjson`],
+    ["--type", "track", "--json", "--writeKey", KEY, "--userId", "u"],
+  ];
+  for (const args of cases) {
+    const r = await run(args);
+    assert.equal(r.code, 2, show(r));
+    const lines = stderrLines(r);
+    assert.equal(lines.length, 1, show(r));
+    assert.deepEqual(JSON.parse(r.stdout), { ok: false, error: lines[0].replace(/^tally: /, "") }, show(r));
+  }
+  const plain = await run(["track", "--bogus"]);
+  assert.equal(plain.stdout, "", "without --json, stdout stays empty");
+});
+
+test("option errors name the flag as it was typed, never the library's option name", async () => {
+  const cases: [string[], string][] = [
+    [["--batch-size", "0"], "tally: Cannot set --batch-size: expected from 1 to 2500, got 0"],
+    [["--batchSize", "3000"], "tally: Cannot set --batchSize: expected from 1 to 2500, got 3000"],
+    [["--retry-delay", "-1"], "tally: Cannot set --retry-delay: expected at least 0 seconds, got -1"],
+    [["--max-retries", "-1"], "tally: Cannot set --max-retries: expected at least 0, got -1"],
+    [["--timeout", "-1"], "tally: Cannot set --timeout: expected at least 0 seconds, got -1"],
+    [["--host", "ftp://x"], "tally: Cannot set --host: expected an http: or https: URL, got ftp:"],
+  ];
+  for (const [flags, line] of cases) {
+    const r = await run(["send", "--dry-run", ...flags, `${FIXTURES}/cli_good.ndjson`]);
+    assert.equal(r.code, 2, show(r));
+    assert.deepEqual(stderrLines(r), [line]);
+    assert.doesNotMatch(r.stderr, /uploadSize|flushAt|minRetryDelay|maxRetryDelay|maxRetries/);
+  }
+});
+
+// ---- send: exit code precedence, gzip input, replaying the collector's file
+
+test("tally send with both invalid lines and refused messages exits 2 (invalid input wins), counting each", async () => {
+  await withReceiver(async (url, receiver) => {
+    receiver.setDefault({ status: 400, body: '{"error":"refused"}' });
+    const r = await run(["send", "--write-key", KEY, "--host", url, "--json", `${FIXTURES}/cli_mixed.ndjson`]);
+    assert.equal(r.code, 2, show(r));
+    const summary = JSON.parse(r.stdout);
+    assert.deepEqual([summary.sent, summary.failed, summary.invalid], [0, 3, 7]);
+  });
+  const help = (await run(["send", "--help"])).stdout;
+  assert.match(help, /2 wins over 1/);
+});
+
+test("tally send decompresses gzip input as it reads, from a .gz file or from stdin", async () => {
+  const [dir, cleanup] = scratch();
+  try {
+    const gz = gzipSync(readFileSync(`${ROOT}${FIXTURES}/cli_good.ndjson`));
+    const file = join(dir, "good.ndjson.gz");
+    writeFileSync(file, gz);
+    await withReceiver(async (url, receiver) => {
+      const r = await run(["send", "--write-key", KEY, "--host", url, "--json", file]);
+      assert.equal(r.code, 0, show(r));
+      const summary = JSON.parse(r.stdout);
+      assert.deepEqual([summary.sent, summary.invalid, summary.bytesRead], [6, 0, gz.byteLength]);
+      const piped = await run(["send", "--write-key", KEY, "--host", url, "--json"], { shell: `"$@" < '${file}'` });
+      assert.equal(piped.code, 0, show(piped));
+      assert.equal(JSON.parse(piped.stdout).sent, 6);
+      const types = ["identify", "track", "page", "screen", "group", "alias"];
+      assert.deepEqual(receiver.messages().map((m) => m.type), [...types, ...types]);
+    });
+    const bad = join(dir, "bad.ndjson.gz");
+    writeFileSync(bad, Buffer.concat([gz.subarray(0, 10), Buffer.from("this is not deflate data at all".repeat(20))]));
+    const r = await run(["send", "--dry-run", bad]);
+    assert.equal(r.code, 2, show(r));
+    assert.match(stderrLines(r)[0], /^tally: cannot read .*bad\.ndjson\.gz: not valid gzip data/);
+    assert.doesNotMatch(r.stderr, /^\s+at /m);
+  } finally {
+    cleanup();
+  }
+});
+
+test("tally send replays what tally serve captured: a line of the collector's file stands for its message", async () => {
+  const [dir, cleanup] = scratch();
+  try {
+    const capture = join(dir, "capture.ndjson");
+    const server = await startServe(["--port", "0", "--quiet", "--out", capture]);
+    try {
+      const r = await run(["send", "--write-key", KEY, "--host", server.url, `${FIXTURES}/cli_good.ndjson`]);
+      assert.equal(r.code, 0, show(r));
+    } finally {
+      await server.stop();
+    }
+    const captured = readFileSync(capture, "utf8").split("\n").filter((l) => l !== "").map((l) => JSON.parse(l));
+    assert.equal(captured.length, 6);
+    await withReceiver(async (url, receiver) => {
+      const r = await run(["send", "--write-key", KEY, "--host", url, "--json", capture]);
+      assert.equal(r.code, 0, show(r));
+      assert.equal(JSON.parse(r.stdout).sent, 6);
+      const fields = (m: Record<string, unknown>) => [m.type, m.messageId, m.timestamp, m.userId ?? m.anonymousId];
+      assert.deepEqual(receiver.messages().map(fields), captured.map((line) => fields(line.message)));
+    });
+    // Only the exact shape is unwrapped: anything else is read as a message, as before.
+    const message = captured[1].message;
+    const lookalikes = join(dir, "lookalikes.ndjson");
+    writeFileSync(
+      lookalikes,
+      [
+        { ...captured[1], note: "an extra key" },
+        { ...captured[1], status: "unknown" },
+        { id: 1, status: "good", reasons: [], message },
+      ].map((line) => JSON.stringify(line)).join("\n") + "\n",
+    );
+    const r = await run(["send", "--dry-run", lookalikes]);
+    assert.equal(r.code, 2, show(r));
+    assert.deepEqual(stderrLines(r).slice(0, 3).map((l) => /:(\d+): type is required/.exec(l)?.[1]), ["1", "2", "3"]);
+  } finally {
+    cleanup();
+  }
+});
+
+// ---- serve: where the events go
+
+test("tally serve appends to .tally/events.ndjson by default, creating the folder, and prints the file's path", async () => {
+  const [dir, cleanup] = scratch();
+  try {
+    const cwd = realpathSync(dir);
+    const file = join(cwd, ".tally", "events.ndjson");
+    const server = await startServe(["--port", "0", "--quiet"], { cwd });
+    try {
+      assert.ok(server.output().split("\n").includes(`Appending events to ${file}`), server.output());
+      const r = await run(["track", "--write-key", KEY, "--host", server.url, "--user-id", "u", "--event", "Kept"]);
+      assert.equal(r.code, 0, show(r));
+    } finally {
+      await server.stop();
+    }
+    const lines = readFileSync(file, "utf8").split("\n").filter((l) => l !== "");
+    assert.deepEqual(lines.map((l) => JSON.parse(l).message.event), ["Kept"]);
+    assert.ok(!existsSync(join(cwd, "tally-events.ndjson")));
+  } finally {
+    cleanup();
   }
 });

@@ -1,12 +1,15 @@
 /**
- * `tally serve`: the collector as a command. Flags are checked first (a bad
- * one is a one-line error naming it, exit code 2); then it listens, prints
- * where, logs a line per request unless `--quiet`, and runs until SIGINT or
- * SIGTERM, when it stops cleanly (the NDJSON file flushed) and returns 0.
+ * `tally serve`: the collector as a command. Flags are checked first, by the
+ * parser every tally command uses (cli/args.ts), so a bad one reads as it
+ * does for `tally track` (one line naming it, exit code 2); then it listens,
+ * prints where and which file it appends to, logs a line per request unless
+ * `--quiet`, and runs until SIGINT or SIGTERM (or its output is lost), when
+ * it stops cleanly (the NDJSON file flushed) and returns 0.
  */
-import { resolve } from "node:path";
+import { mkdir } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
 import process from "node:process";
-import { parseArgs } from "node:util";
+import { flagHelp, type FlagSpec, parseArgs, UsageError } from "../../cli/args.ts";
 import { startCollector } from "./server.ts";
 import type { CollectorOptions } from "./types.ts";
 
@@ -20,7 +23,28 @@ export interface ServeIo {
   signal?: AbortSignal;
 }
 
-const DEFAULT_OUT = "tally-events.ndjson";
+/** The NDJSON file when no --out is given: in a folder of its own, which is created, and which .gitignore lists. */
+export const DEFAULT_OUT = ".tally/events.ndjson";
+
+const flag = (name: string, value: string, help: string): FlagSpec => ({ name, kind: "string", value, help });
+
+/** The flags `tally serve` accepts. */
+export const SERVE_FLAGS: readonly FlagSpec[] = [
+  flag("port", "N", "port to listen on; 0 picks a free one (default 8787)"),
+  flag("listen", "HOST", "address to bind (default 127.0.0.1; 0.0.0.0 exposes it to your network)"),
+  flag("write-key", "KEY", "require this write key on every ingestion request (default: accept any)"),
+  flag("out", "FILE", `append every message to this NDJSON file (default ${DEFAULT_OUT}, folder created)`),
+  { name: "no-out", kind: "boolean", help: "keep messages in memory only (same as --out '')" },
+  flag("max-events", "N", "messages kept in memory; the oldest are evicted beyond it (default 10000)"),
+  flag("fail-rate", "R", "answer this fraction (0..1) of ingestion requests with --fail-status"),
+  flag("fail-status", "CODE", "status of injected failures, 400..599 (default 500)"),
+  flag("retry-after", "SECONDS", "send Retry-After with injected failures"),
+  flag("latency", "MS", "wait this long before answering each ingestion request"),
+  flag("drop-connection-rate", "R", "close this fraction (0..1) of ingestion connections without an answer"),
+  flag("seed", "N", "make the injected faults repeatable"),
+  { name: "quiet", kind: "boolean", help: "log nothing per request" },
+  { name: "help", kind: "boolean", help: "show this help" },
+];
 
 const HELP = `tally serve: a local Segment-compatible collector with a live inspector.
 
@@ -28,41 +52,29 @@ Usage: tally serve [flags]
 
 Point any Segment-compatible client at it (host http://127.0.0.1:8787) and open the inspector
 in a browser. Every message is checked against the Segment spec and kept as good or bad with
-the reasons, in memory and in an NDJSON file.
+the reasons, in memory and in an NDJSON file (replay it with tally send).
 
-Flags:
-  --port N                   port to listen on; 0 picks a free one (default 8787)
-  --listen HOST              address to bind (default 127.0.0.1; 0.0.0.0 exposes it to your network)
-  --write-key KEY            require this write key on every ingestion request (default: accept any)
-  --out FILE                 append every message to this NDJSON file (default ${DEFAULT_OUT})
-  --no-out                   keep messages in memory only (same as --out '')
-  --max-events N             messages kept in memory; the oldest are evicted beyond it (default 10000)
-  --fail-rate R              answer this fraction (0..1) of ingestion requests with --fail-status
-  --fail-status CODE         status of injected failures, 400..599 (default 500)
-  --retry-after SECONDS      send Retry-After with injected failures
-  --latency MS               wait this long before answering each ingestion request
-  --drop-connection-rate R   close this fraction (0..1) of ingestion connections without an answer
-  --seed N                   make the injected faults repeatable
-  --quiet                    log nothing per request
-  -h, --help                 show this help
+Flags (each also accepted in camelCase, such as --maxEvents):
+${flagHelp(SERVE_FLAGS)}
 
 Endpoints: POST /v1/batch, /v1/import, /v1/{identify,track,page,screen,group,alias};
 GET /api/events (?type= &userId= &anonymousId= &event= &status=good|bad &limit=), GET /api/stats,
 DELETE /api/events, GET /api/stream (server-sent events), GET / (the inspector).
+
+Exit codes: 0 stopped cleanly (Ctrl-C, SIGTERM); 1 cannot listen or open the file; 2 a bad flag.
 `;
 
-class FlagError extends Error {}
-
 function numberFlag(
-  values: Record<string, unknown>,
+  values: Map<string, unknown>,
+  written: Map<string, string>,
   name: string,
   ok: (n: number) => boolean,
   what: string,
 ): number | undefined {
-  const text = values[name];
+  const text = values.get(name);
   if (text === undefined) return undefined;
   const value = typeof text === "string" && text.trim() !== "" ? Number(text) : NaN;
-  if (!ok(value)) throw new FlagError(`--${name} must be ${what}, got "${String(text)}"`);
+  if (!ok(value)) throw new UsageError(`--${written.get(name) ?? name} must be ${what}, got "${String(text)}"`);
   return value;
 }
 
@@ -70,58 +82,38 @@ const integer = (min: number, max: number) => (n: number): boolean => Number.isI
 const fraction = (n: number): boolean => n >= 0 && n <= 1;
 const nonNegative = (n: number): boolean => Number.isFinite(n) && n >= 0;
 
-/** Reads the flags into collector options; throws FlagError naming the flag. */
-function options(args: string[]): { options: CollectorOptions; quiet: boolean; help: boolean } {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        port: { type: "string" },
-        listen: { type: "string" },
-        "write-key": { type: "string" },
-        out: { type: "string" },
-        "no-out": { type: "boolean" },
-        "max-events": { type: "string" },
-        "fail-rate": { type: "string" },
-        "fail-status": { type: "string" },
-        "retry-after": { type: "string" },
-        latency: { type: "string" },
-        "drop-connection-rate": { type: "string" },
-        seed: { type: "string" },
-        quiet: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (e) {
-    // parseArgs says e.g. "Unknown option '--prot'", "Option '--port <value>' argument missing".
-    throw new FlagError((e as Error).message.split("\n")[0].replace(/\.\s*$/, ""));
+/** Reads the flags into collector options; throws a UsageError naming the flag. */
+function options(args: string[]): { options: CollectorOptions; quiet: boolean; help: boolean; defaultOut: boolean } {
+  const { flags: v, positionals, written } = parseArgs(args, SERVE_FLAGS, "serve");
+  if (v.get("help") === true) return { options: {}, quiet: false, help: true, defaultOut: false };
+  if (positionals.length > 0) {
+    throw new UsageError(`serve takes flags only, got "${positionals[0]}" (see tally serve --help)`);
   }
-  const v = parsed.values as Record<string, string | boolean | undefined>;
-  const listen = v.listen as string | undefined;
-  if (listen !== undefined && listen.trim() === "") throw new FlagError("--listen must be a host name or address");
-  const writeKey = v["write-key"] as string | undefined;
-  if (writeKey !== undefined && writeKey === "") throw new FlagError("--write-key must not be empty");
-  if (v["no-out"] && v.out !== undefined && v.out !== "") {
-    throw new FlagError("--out and --no-out contradict each other: give one");
+  const listen = v.get("listen") as string | undefined;
+  if (listen !== undefined && listen.trim() === "") throw new UsageError("--listen must be a host name or address");
+  const writeKey = v.get("write-key") as string | undefined;
+  if (writeKey !== undefined && writeKey === "") throw new UsageError("--write-key must not be empty");
+  const given = v.get("out") as string | undefined;
+  const noOut = v.get("no-out") === true;
+  if (noOut && given !== undefined && given !== "") {
+    throw new UsageError("--out and --no-out contradict each other: give one");
   }
-  const out = v["no-out"] ? undefined : (v.out as string | undefined) ?? DEFAULT_OUT;
+  const out = noOut ? undefined : given ?? DEFAULT_OUT;
+  const num = (name: string, ok: (n: number) => boolean, what: string) => numberFlag(v, written, name, ok, what);
   const result: CollectorOptions = {
-    port: numberFlag(v, "port", integer(0, 65535), "a port number from 0 to 65535") ?? 8787,
+    port: num("port", integer(0, 65535), "a port number from 0 to 65535") ?? 8787,
     hostname: listen ?? "127.0.0.1",
     writeKey,
     out: out === "" ? undefined : out,
-    maxEvents: numberFlag(v, "max-events", integer(1, 100_000_000), "a positive whole number"),
-    failRate: numberFlag(v, "fail-rate", fraction, "a number from 0 to 1"),
-    failStatus: numberFlag(v, "fail-status", integer(400, 599), "an HTTP status from 400 to 599"),
-    retryAfter: numberFlag(v, "retry-after", nonNegative, "a number of seconds >= 0"),
-    latency: numberFlag(v, "latency", nonNegative, "a number of milliseconds >= 0"),
-    dropConnectionRate: numberFlag(v, "drop-connection-rate", fraction, "a number from 0 to 1"),
-    seed: numberFlag(v, "seed", Number.isSafeInteger, "a whole number"),
+    maxEvents: num("max-events", integer(1, 100_000_000), "a positive whole number"),
+    failRate: num("fail-rate", fraction, "a number from 0 to 1"),
+    failStatus: num("fail-status", integer(400, 599), "an HTTP status from 400 to 599"),
+    retryAfter: num("retry-after", nonNegative, "a number of seconds >= 0"),
+    latency: num("latency", nonNegative, "a number of milliseconds >= 0"),
+    dropConnectionRate: num("drop-connection-rate", fraction, "a number from 0 to 1"),
+    seed: num("seed", Number.isSafeInteger, "a whole number"),
   };
-  return { options: result, quiet: v.quiet === true, help: v.help === true };
+  return { options: result, quiet: v.get("quiet") === true, help: false, defaultOut: !noOut && given === undefined };
 }
 
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`;
@@ -144,8 +136,9 @@ export async function serve(args: string[], io?: ServeIo): Promise<number> {
   try {
     parsed = options(args);
   } catch (e) {
-    if (!(e instanceof FlagError)) throw e;
-    err(`tally: ${e.message} (see tally serve --help)`);
+    if (!(e instanceof UsageError)) throw e;
+    // The line every tally command prints for a usage error (cli/main.ts).
+    err(`tally: ${e.message}`);
     return 2;
   }
   if (parsed.help) {
@@ -154,6 +147,15 @@ export async function serve(args: string[], io?: ServeIo): Promise<number> {
   }
   const { options: collectorOptions, quiet } = parsed;
   if (!quiet) collectorOptions.log = out;
+  if (parsed.defaultOut) {
+    const folder = dirname(resolve(DEFAULT_OUT));
+    try {
+      await mkdir(folder, { recursive: true });
+    } catch (e) {
+      err(`tally: Cannot create ${folder} for the events file: ${(e as Error).message} (or pass --out FILE, --no-out)`);
+      return 1;
+    }
+  }
 
   let collector;
   try {
