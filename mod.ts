@@ -21,6 +21,7 @@ export { Analytics } from "./lib/client.ts";
 export { Context, ContextCancelation } from "./lib/context.ts";
 export type { EmitterEvents, ErrorEvent, EventName, HttpRequestEvent, HttpResponseEvent } from "./lib/emitter.ts";
 export { OAuthError, type OAuthSettings } from "./lib/oauth.ts";
+export { FetchHTTPClient } from "./lib/http_client.ts";
 export type { Plugin } from "./lib/plugins.ts";
 export { default } from "./lib/default_client.ts";
 export { DeliveryError, type FailureReason, ValidationError } from "./lib/errors.ts";
@@ -34,9 +35,13 @@ export type {
   FlushOptions,
   FlushResult,
   GroupParams,
+  GroupTraits,
+  HTTPClient,
   HttpClient,
+  HTTPClientRequest,
   HttpClientRequest,
   HttpClientResponse,
+  HTTPResponse,
   Id,
   IdentifyParams,
   Integrations,
@@ -49,5 +54,6 @@ export type {
   Stats,
   Timestamp,
   TrackParams,
+  UserTraits,
 } from "./lib/types.ts";
 export { LIBRARY_NAME, VERSION } from "./lib/version.ts";

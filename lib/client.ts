@@ -102,6 +102,11 @@ export class Analytics {
     this.#plugins = new Plugins(this, this.#events, (...args) => this.#logError(...args));
   }
 
+  /** Resolves once the plugins registered so far have loaded (analytics-node's `analytics.ready`). */
+  get ready(): Promise<void> {
+    return this.#plugins.loading ?? Promise.resolve();
+  }
+
   /** The library version (analytics-node's `analytics.VERSION`). */
   get VERSION(): string {
     return VERSION;
@@ -378,10 +383,15 @@ export class Analytics {
     }
     const json = serialize(message, type);
     const plugins = this.#plugins;
-    if (plugins.middleware.length > 0 || !s.send) {
+    if (plugins.middleware.length > 0 || plugins.loading !== undefined || !s.send) {
       if (boundedByteLength(json) < 0) throw tooLarge(message, json);
+      if (plugins.loading !== undefined) {
+        // As analytics-node: a call made while plugins load waits for them, so none misses a message.
+        this.#later(plugins.loading, () => this.#step(JSON.parse(json), 0, type, json, callback, true), json, callback);
+        return message.messageId;
+      }
       if (plugins.middleware.length > 0) {
-        this.#step(JSON.parse(json), 0, type, json, callback);
+        this.#step(JSON.parse(json), 0, type, json, callback, false);
         return message.messageId;
       }
     } else if (!this.#d.enqueue(json, callback)) throw tooLarge(message, json);
@@ -422,7 +432,14 @@ export class Analytics {
    * scrubbing never touches the caller's objects). Middleware that returns a
    * promise continues when it settles; flush() and close() wait for it.
    */
-  #step(current: unknown, from: number, type: string, original: string, callback: Callback | undefined): void {
+  #step(
+    current: unknown,
+    from: number,
+    type: string,
+    original: string,
+    callback: Callback | undefined,
+    admitted: boolean,
+  ): void {
     const chain = this.#plugins.middleware;
     for (let i = from; i < chain.length; i++) {
       let result: unknown;
@@ -437,18 +454,12 @@ export class Analytics {
         );
       }
       if (typeof (result as Promise<unknown>)?.then === "function") {
-        const pending: Promise<void> = Promise.resolve(result).then(
-          (value) => this.#step(value, i + 1, type, original, callback),
-          (cause) =>
-            this.#middlewareFailed(
-              `middleware rejected: ${(cause as Error)?.message ?? cause}`,
-              cause,
-              original,
-              callback,
-            ),
-        ).finally(() => this.#pending.delete(pending));
-        this.#pending.add(pending);
-        return;
+        return this.#later(
+          result as Promise<unknown>,
+          (value) => this.#step(value, i + 1, type, original, callback, true),
+          original,
+          callback,
+        );
       }
       if (result == null) {
         if (this.#s.debug) this.#log("debug", `[tally] middleware dropped a ${type}`);
@@ -466,7 +477,7 @@ export class Analytics {
     } catch (cause) {
       return this.#middlewareFailed("middleware returned an unserializable message", cause, original, callback);
     }
-    if (this.#s.send ? !this.#d.enqueue(json, callback) : boundedByteLength(json) < 0) {
+    if (this.#s.send ? !this.#d.enqueue(json, callback, admitted) : boundedByteLength(json) < 0) {
       return this.#d.reject(
         new DeliveryError(
           "too_large",
@@ -477,6 +488,25 @@ export class Analytics {
       );
     }
     this.#queued(json, callback);
+  }
+
+  /** Continues a message once `promise` settles; flush(), close() and `drained` wait for it. */
+  #later(
+    promise: Promise<unknown>,
+    then: (value: unknown) => void,
+    original: string,
+    callback: Callback | undefined,
+  ): void {
+    this.#d.hold();
+    const pending: Promise<void> = Promise.resolve(promise).then(
+      then,
+      (cause) =>
+        this.#middlewareFailed(`middleware rejected: ${(cause as Error)?.message ?? cause}`, cause, original, callback),
+    ).finally(() => {
+      this.#pending.delete(pending);
+      this.#d.release();
+    });
+    this.#pending.add(pending);
   }
 
   #middlewareFailed(why: string, cause: unknown, original: string, callback: Callback | undefined): void {
@@ -563,6 +593,8 @@ export class Analytics {
   async close(options: FlushOptions = {}): Promise<FlushResult> {
     const timeout = checkTimeout("close", options);
     const started = Date.now();
+    this.#d.refuseNew(); // at once: a call made after close() is refused, not raced
+
     await this.#middlewareSettled(timeout);
     return this.#d.close(timeout === undefined ? undefined : Math.max(0, timeout - (Date.now() - started)));
   }

@@ -63,6 +63,11 @@ export class Delivery {
   #drainScheduled = false;
   #registered = false;
   #closed = false;
+  #sealed = false;
+  /** Messages the client holds on their way here (in async middleware), counted so `drained` waits for them. */
+  #held = 0;
+  /** Whether anything was queued since the last `drained`. */
+  #busy = false;
   #envelopeKey: string | undefined;
   #envelope = envelopeBytes(undefined);
   #stats = { delivered: 0, failed: 0, dropped: 0, retries: 0, batches: 0, bytesSent: 0 };
@@ -77,17 +82,20 @@ export class Delivery {
    * over Segment's per-message limit; a refusal (closed, queue full) is
    * reported through `onError` and still returns true.
    */
-  enqueue(json: string, callback: Callback | undefined): boolean {
+  enqueue(json: string, callback: Callback | undefined, admitted = false): boolean {
     const s = this.#s;
     const queue = this.#queue;
-    if (this.#closed || queue.size >= s.maxQueueSize) {
+    // Once close() has resolved, nothing gets in: a message still in middleware then is reported as closed.
+    const closed = this.#closed && (!admitted || this.#sealed);
+    if (closed || queue.size >= s.maxQueueSize) {
       if (boundedByteLength(json) < 0) return false;
-      if (this.#closed && this.#events.listens("call_after_close")) this.#events.emit("call_after_close", parse(json));
-      this.refuse(this.#closed ? "closed" : "queue_full", json, callback);
+      if (closed && this.#events.listens("call_after_close")) this.#events.emit("call_after_close", parse(json));
+      this.refuse(closed ? "closed" : "queue_full", json, callback);
       return true;
     }
     const seq = queue.push(json, callback);
     if (seq < 0) return false;
+    this.#busy = true;
     if (!this.#registered) {
       this.#registered = true;
       deliverBeforeExit(this);
@@ -197,6 +205,7 @@ export class Delivery {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     await this.callbacksSettled(timeout === undefined ? undefined : Math.max(0, timeout - (Date.now() - started)));
+    this.#sealed = true;
     return result;
   }
 
@@ -220,6 +229,23 @@ export class Delivery {
   /** Whether new messages are refused. */
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** Refuses new calls from now on; messages already admitted (in middleware) still get in. */
+  refuseNew(): void {
+    this.#closed = true;
+  }
+
+  /** Counts a message the client holds in async middleware, so `drained` waits for it. */
+  hold(): void {
+    this.#held++;
+    this.#busy = true;
+  }
+
+  /** The held message was queued, dropped or refused. */
+  release(): void {
+    this.#held--;
+    this.#idle();
   }
 
   #tick(): void {
@@ -482,11 +508,13 @@ export class Delivery {
   }
 
   #idle(): void {
-    if (this.#queue.size > 0 || this.#inflight.size > 0) return;
+    if (this.#queue.size > 0 || this.#inflight.size > 0 || this.#held > 0) return;
     if (this.#registered) {
       this.#registered = false;
       releaseBeforeExit(this);
     }
+    if (!this.#busy) return;
+    this.#busy = false;
     this.#events.emit("drained");
   }
 

@@ -124,9 +124,25 @@ export class Plugins {
     this.#rebuild();
   }
 
-  /** Loads and adds plugins, in order. */
-  async register(plugins: Plugin[]): Promise<void> {
+  /** While plugins load: calls made meanwhile wait for it. */
+  loading: Promise<void> | undefined;
+
+  /** Loads and adds plugins, in order; registrations queue behind each other. */
+  register(plugins: Plugin[]): Promise<void> {
     for (const plugin of plugins) check(plugin);
+    const before = this.loading ?? Promise.resolve();
+    const loading: Promise<void> = before.then(() => this.#load(plugins));
+    const settled: Promise<void> = loading.then(
+      () => {},
+      () => {},
+    ).finally(() => {
+      if (this.loading === settled) this.loading = undefined;
+    });
+    this.loading = settled;
+    return loading;
+  }
+
+  async #load(plugins: Plugin[]): Promise<void> {
     for (const plugin of plugins) {
       await plugin.load?.(system(), this.#owner);
       if (plugin.type === "destination" || plugin.type === "after") this.destinations.push(plugin);

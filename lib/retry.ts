@@ -1,8 +1,10 @@
 /**
- * Whether Segment's own libraries retry this status: 408, 410, 429, 460 and
- * 5xx except 501 (not implemented) and 505 (HTTP version not supported).
+ * Whether Segment's own libraries retry this status: 408, 410, 429, 460,
+ * 5xx except 501 (not implemented) and 505 (HTTP version not supported), and
+ * a 1xx, which is no final answer.
  */
 export function isRetryableStatus(status: number): boolean {
+  if (status < 200) return true; // not a final answer (an httpClient object may pass one on)
   if (status >= 500) return status !== 501 && status !== 505 && status < 600;
   return status === 408 || status === 410 || status === 429 || status === 460;
 }

@@ -183,7 +183,8 @@ export async function post(
       const init: RequestInit & Record<string, unknown> = {
         method: "POST",
         headers,
-        body,
+        // A fetch you pass gets the JSON text, as analytics-node's httpClient does; the built-in one gets the bytes.
+        body: settings.fetch !== undefined && !settings.gzip ? decoder.decode(json) : body,
         signal: controller.signal,
         redirect: "manual",
       };

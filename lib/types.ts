@@ -451,3 +451,14 @@ export interface FlushOptions {
   /** Stop waiting after this many milliseconds. */
   timeout?: number;
 }
+
+/** analytics-node's name for {@linkcode HttpClient}. */
+export type HTTPClient = HttpClient;
+/** analytics-node's name for {@linkcode HttpClientRequest}. */
+export type HTTPClientRequest = HttpClientRequest;
+/** analytics-node's name for {@linkcode HttpClientResponse}. */
+export type HTTPResponse = HttpClientResponse;
+/** analytics-node's name for the traits of an identify. */
+export type UserTraits = Properties;
+/** analytics-node's name for the traits of a group. */
+export type GroupTraits = Properties;
