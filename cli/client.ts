@@ -114,9 +114,9 @@ function printingFetch(io: Io, printed: Client["printed"]): FetchFn {
   return async (_url, init) => {
     // Nobody reads stdout any more: answer at once, printing nothing.
     if (io.lost.aborted) return new Response(OK, { status: 200, headers: { "content-type": "application/json" } });
-    let bytes = init.body as Uint8Array<ArrayBuffer>;
-    const headers = init.headers as Record<string, string>;
-    if (headers["Content-Encoding"] === "gzip") {
+    // Whatever form the library hands the body in (bytes or JSON text), and however it spells the headers.
+    let bytes = new Uint8Array(await new Response(init.body as BodyInit).arrayBuffer());
+    if (new Headers(init.headers as HeadersInit).get("content-encoding") === "gzip") {
       const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
       bytes = new Uint8Array(await new Response(stream).arrayBuffer());
     }

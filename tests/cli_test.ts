@@ -823,6 +823,7 @@ function assertPromptAndQuiet(r: Run, what: string): void {
   assert.ok(r.ms < PROMPT_MS, `${what}: took ${Math.round(r.ms)} ms. ${show(r)}`);
   for (const text of [r.stdout, r.stderr]) {
     assert.doesNotMatch(text, /^\s+at |Top-level await|unsettled|EPIPE|ENOSPC|Uncaught|panic/m, `${what}: ${show(r)}`);
+    assert.ok(!text.includes(KEY), `${what}: the write key is never printed`);
   }
 }
 
@@ -1008,6 +1009,7 @@ test("--json prints a JSON error object on stdout for a usage error, beside the 
     const lines = stderrLines(r);
     assert.equal(lines.length, 1, show(r));
     assert.deepEqual(JSON.parse(r.stdout), { ok: false, error: lines[0].replace(/^tally: /, "") }, show(r));
+    assert.ok(!r.stdout.includes(KEY) && !r.stderr.includes(KEY), "the write key is never printed");
   }
   const plain = await run(["track", "--bogus"]);
   assert.equal(plain.stdout, "", "without --json, stdout stays empty");
