@@ -208,7 +208,8 @@ export interface AliasParams extends Omit<CallOptions, "anonymousId"> {
  * import { Analytics, type Message } from "@tally/analytics";
  *
  * const analytics = new Analytics({ send: false });
- * analytics.track("user-1", "Signed Up", {}, {}, (_error, message: Message) => {
+ * analytics.track("user-1", "Signed Up", {}, {}, (_error, ctx) => {
+ *   const message: Message = ctx.event;
  *   console.log(message.type, message.messageId, message.context.library.name); // "track" "…" "@tally/analytics"
  * });
  * await analytics.flush();
