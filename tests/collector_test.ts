@@ -223,6 +223,130 @@ test("GET /api/events filters by type, userId, anonymousId, event, status and li
   });
 });
 
+test("messages of a type outside the spec, or of none, are counted under unknown: byType adds up to total", async () => {
+  await withCollector({}, async (collector) => {
+    await post(collector, "/v1/batch", {
+      batch: [track(), { type: "foo", messageId: "f", userId: "u" }, { messageId: "n", userId: "u" }, 42],
+    });
+    await post(collector, "/v1/track", { type: "Track", messageId: "t", userId: "u", event: "E" });
+    const stats = (await getJson(collector, "/api/stats")).json;
+    assert.deepEqual(stats.byType, { track: { good: 1, bad: 0 }, unknown: { good: 0, bad: 4 } });
+    let sum = 0;
+    for (const counts of Object.values(stats.byType) as { good: number; bad: number }[]) {
+      sum += counts.good + counts.bad;
+    }
+    assert.equal(sum, stats.total);
+    assert.equal(stats.total, 5);
+  });
+});
+
+test("GET /api/events compares ids as strings: userId=42 finds the number 42 as well as the string", async () => {
+  await withCollector({}, async (collector) => {
+    await post(collector, "/v1/batch", {
+      batch: [
+        track({ userId: 42 }),
+        track({ userId: "42" }),
+        track({ userId: undefined, anonymousId: 7 }),
+        track({ userId: 4.5 }),
+        track({ userId: { id: 42 } }),
+        track({ userId: true }),
+        track({ userId: "u1" }),
+      ],
+    });
+    const ids = async (query: string): Promise<number[]> => {
+      const { status, json } = await getJson(collector, `/api/events?${query}`);
+      assert.equal(status, 200, query);
+      return json.events.map((e: StoredEvent) => e.id);
+    };
+    assert.deepEqual(await ids("userId=42"), [2, 1]);
+    assert.deepEqual(await ids("anonymousId=7"), [3]);
+    assert.deepEqual(await ids("userId=4.5"), [4]);
+    assert.deepEqual(await ids("userId=true"), [], "only strings and numbers are ids");
+    assert.deepEqual(await ids("userId=%5Bobject%20Object%5D"), []);
+    assert.deepEqual(await ids("userId=u1"), [7]);
+    assert.deepEqual(collector.events({ userId: 42 }).map((e) => e.id), [2, 1], "a number filter, in code");
+    assert.deepEqual(collector.events({ userId: "42" }).map((e) => e.id), [2, 1]);
+    assert.deepEqual(collector.events({ anonymousId: 7 }).map((e) => e.id), [3]);
+  });
+});
+
+test("DELETE /api/events with filters deletes only the matching messages and answers how many", async () => {
+  await withCollector({}, async (collector) => {
+    const seen: string[] = [];
+    collector.subscribe((e) => void seen.push(e.kind === "delete" ? `delete ${e.ids.join(",")}` : e.kind));
+    await post(collector, "/v1/batch", {
+      batch: [
+        track({ userId: "u1", event: "A" }),
+        track({ userId: "u2", event: 42 }),
+        track({ userId: "u1", event: "B" }),
+        { type: "identify", messageId: "i1", userId: "u1" },
+        { type: "bogus", messageId: "b1", userId: "u3" },
+      ],
+    });
+    const remove = async (query: string): Promise<{ status: number; json: Record<string, unknown> }> => {
+      const response = await fetch(`${collector.url}/api/events?${query}`, { method: "DELETE" });
+      return { status: response.status, json: await response.json() };
+    };
+    assert.deepEqual(await remove("status=bad"), { status: 200, json: { deleted: 2 } });
+    assert.deepEqual(collector.events().map((e) => e.id), [4, 3, 1]);
+    assert.deepEqual(collector.stats().byType, { track: { good: 2, bad: 0 }, identify: { good: 1, bad: 0 } });
+    assert.deepEqual([collector.stats().total, collector.stats().good, collector.stats().bad], [3, 3, 0]);
+
+    assert.deepEqual(await remove("type=track&userId=u1&limit=1"), { status: 200, json: { deleted: 1 } });
+    assert.deepEqual(collector.events().map((e) => e.id), [4, 1], "limit: the newest matching one");
+    assert.deepEqual(await remove("userId=nobody"), { status: 200, json: { deleted: 0 } });
+    assert.equal(collector.delete({ type: "identify" }), 1, "the same in code");
+    assert.deepEqual(collector.events().map((e) => e.id), [1]);
+    assert.deepEqual(seen.slice(5), ["delete 5,2", "delete 3", "delete 4"]);
+    assert.equal(collector.stats().requests, 1, "request counters stay");
+
+    await post(collector, "/v1/batch", { batch: [track()] });
+    assert.deepEqual(collector.events().map((e) => e.id), [6, 1], "ids keep increasing");
+  });
+});
+
+test("after a filtered DELETE the store still evicts the oldest once full", async () => {
+  await withCollector({ maxEvents: 3 }, async (collector) => {
+    await post(collector, "/v1/batch", {
+      batch: [track({ event: "1" }), track({ event: "2" }), track({ event: "3" }), track({ event: "4" })],
+    });
+    assert.equal(collector.delete({ event: "3" }), 1);
+    assert.deepEqual(collector.events().map((e) => e.message.event), ["4", "2"]);
+    await post(collector, "/v1/batch", { batch: [track({ event: "5" }), track({ event: "6" })] });
+    assert.deepEqual(collector.events().map((e) => e.message.event), ["6", "5", "4"]);
+    assert.equal(collector.stats().evicted, 2);
+    assert.equal(collector.stats().total, 5, "4 + 2 received, 1 deleted");
+  });
+});
+
+test("unknown and empty filters are refused with 400 naming them, by GET and DELETE alike; nothing is deleted", async () => {
+  await withCollector({}, async (collector) => {
+    await post(collector, "/v1/batch", { batch: [track(), track({ event: 42 })] });
+    const cases: [string, string, RegExp][] = [
+      ["DELETE", "stauts=bad", /Cannot filter by "stauts": the filters are type, userId, anonymousId, event, status/],
+      ["DELETE", "status=bad&user_id=1&x=2", /Cannot filter by "user_id", "x"/],
+      ["GET", "userid=42", /Cannot filter by "userid"/],
+      ["DELETE", "status=", /status is empty/],
+      ["DELETE", "userId=", /userId is empty/],
+      ["DELETE", "status=ok", /status must be "good" or "bad", got "ok"/],
+      ["DELETE", "limit=x", /limit must be a whole number/],
+    ];
+    for (const [method, query, message] of cases) {
+      const response = await fetch(`${collector.url}/api/events?${query}`, { method });
+      assert.equal(response.status, 400, `${method} ${query}`);
+      const json = await response.json();
+      assert.equal(json.success, false);
+      assert.match(json.error, message, `${method} ${query}`);
+    }
+    assert.equal(collector.events().length, 2, "nothing was deleted");
+    assert.equal((await getJson(collector, "/api/events?status=")).json.events.length, 2, "GET ignores an empty one");
+    const all = await fetch(`${collector.url}/api/events`, { method: "DELETE" });
+    assert.equal(all.status, 204, "without a query, DELETE still clears everything");
+    await all.body?.cancel();
+    assert.equal(collector.events().length, 0);
+  });
+});
+
 test("GET /api/stats counts messages by type and status, requests and wire bytes; DELETE /api/events clears all", async () => {
   await withCollector({}, async (collector) => {
     const first = JSON.stringify({ batch: [track(), track({ event: 42 }), { type: "bogus", messageId: "b" }] });
@@ -857,7 +981,7 @@ async function openStream(collector: Collector) {
   };
 }
 
-test("GET /api/stream sends stats at once, each stored message, throttled stats, and clear after a DELETE", async () => {
+test("GET /api/stream sends stats at once, each stored message, throttled stats, the ids a filtered DELETE took, and clear", async () => {
   await withCollector({}, async (collector) => {
     const stream = await openStream(collector);
     try {
@@ -878,6 +1002,15 @@ test("GET /api/stream sends stats at once, each stored message, throttled stats,
       const statsEvents = stream.events.filter((e) => e.event === "stats");
       assert.ok(statsEvents.length <= 3, `stats are throttled: ${statsEvents.length}`);
       assert.deepEqual(JSON.parse(statsEvents.at(-1)!.data), collector.stats());
+
+      const deleted = await fetch(`${collector.url}/api/events?status=bad`, { method: "DELETE" });
+      await deleted.body?.cancel();
+      await stream.until(() => stream.events.some((e) => e.event === "delete"), "delete");
+      assert.deepEqual(JSON.parse(stream.events.find((e) => e.event === "delete")!.data), { ids: [received[1].id] });
+      await stream.until(
+        () => stream.events.at(-1)?.event === "stats" && JSON.parse(stream.events.at(-1)!.data).total === 2,
+        "stats without the deleted one",
+      );
 
       const cleared = await fetch(`${collector.url}/api/events`, { method: "DELETE" });
       await cleared.body?.cancel();

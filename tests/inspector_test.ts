@@ -258,3 +258,64 @@ test("the inspector shows stored and live messages, their JSON and reasons, filt
     await collector.stop();
   }
 });
+
+test("messages of an unknown type or none have their own counter, the counters add up, and a filtered DELETE removes rows", async () => {
+  assert.ok(fs.existsSync(CHROMIUM), `Cannot run the inspector's browser test: ${CHROMIUM} is missing`);
+  const collector = await startCollector({ port: 0 });
+  const undoProbes = answerRefusedProbes();
+  let browser: Browser | undefined;
+  try {
+    await post(collector.url, "/v1/batch", {
+      batch: [
+        { type: "track", messageId: "t1", userId: "u1", event: "Signed Up" },
+        { type: "identify", messageId: "i1", userId: "u1" },
+        { type: "foo", messageId: "f1", userId: "u2" },
+        { messageId: "n1", userId: "u3" },
+      ],
+    });
+    const { chromium } = await import("playwright-core");
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+    const page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
+    const problems: string[] = [];
+    page.on("pageerror", (error) => problems.push(String(error)));
+    page.on("console", (message) => void (message.type() === "error" && problems.push(message.text())));
+    await page.goto(`${collector.url}/`);
+    await page.waitForSelector('#conn[data-state="live"]', { timeout: 10_000 });
+    await rowsBecome(page, 4);
+
+    const unknown = '[data-testid="type-unknown"]';
+    await until(page, `document.querySelector('${unknown}')?.ariaLabel === "unknown: 2 messages, 2 bad"`);
+    /** Each chip's count, by its type ("" for all). */
+    const counts = (): Promise<Record<string, number>> =>
+      page.evaluate(`Object.fromEntries([...document.querySelectorAll("#types .chip")]
+        .map((b) => [b.dataset.type, Number(b.querySelector(".n").textContent)]))`);
+    const before = await counts();
+    assert.deepEqual(before, { "": 4, identify: 1, track: 1, page: 0, screen: 0, group: 0, alias: 0, unknown: 2 });
+    const { "": all, ...perType } = before;
+    assert.equal(Object.values(perType).reduce((a, b) => a + b, 0), all, "the counters add up to all");
+
+    await page.click(unknown);
+    assert.deepEqual(await rowTypes(page), ["", "foo"], "the unknown counter filters them");
+    await page.locator(ROW).first().click();
+    assert.equal(await page.locator(".detail h2 .type-tag").innerText(), "no type");
+    assert.match(await page.locator(REASONS).innerText(), /type is missing/);
+    await page.click(unknown);
+    assert.equal(await rowCount(page), 4);
+
+    // A filtered DELETE from elsewhere (a script, another page): its rows go, and so do their counts.
+    const removed = await fetch(`${collector.url}/api/events?status=bad`, { method: "DELETE" });
+    assert.deepEqual(await removed.json(), { deleted: 2 });
+    await rowsBecome(page, 2);
+    assert.deepEqual(await rowTypes(page), ["identify", "track"]);
+    await until(page, `document.getElementById("total").textContent === "2"`);
+    await until(page, `document.querySelector('${unknown}') === null`);
+    assert.match(await page.locator('[data-testid="detail"]').innerText(), /Select a message/, "its detail is gone");
+    const after = await counts();
+    assert.equal(after[""], 2);
+    assert.deepEqual(problems, [], "no script errors on the page");
+  } finally {
+    await browser?.close();
+    undoProbes();
+    await collector.stop();
+  }
+});

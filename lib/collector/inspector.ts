@@ -84,7 +84,7 @@ tbody tr[aria-selected="true"] { background: var(--accent-soft); box-shadow: ins
 tbody tr:focus-visible { outline: 2px solid var(--accent); outline-offset: -2px; }
 td.time { font: 12px var(--mono); color: var(--muted); }
 td.type { font: 12px var(--mono); }
-td.what:empty::after, td.user:empty::after { content: "—"; color: var(--muted); }
+td.what:empty::after, td.user:empty::after, td.type:empty::after { content: "—"; color: var(--muted); }
 .tag { color: var(--muted); font-size: 11px; margin-right: 4px; }
 .badge { display: inline-block; font-size: 11px; font-weight: 600; line-height: 18px; padding: 0 8px; border-radius: 999px; }
 .badge.good { color: var(--good); background: var(--good-soft); }
@@ -327,6 +327,7 @@ function chip(type) {
   b.setAttribute("aria-pressed", String(type === typeFilter));
   b.append(el("span", "", type || "all"), el("span", "n", "0"), el("span", "nbad"));
   b.lastChild.hidden = true;
+  if (type !== "" && !TYPES.includes(type)) b.title = "Messages with no type, or one that is not " + TYPES.join(", ");
   chips.append(b);
   return b;
 }
@@ -344,7 +345,14 @@ function stats(s) {
   if (!s || typeof s !== "object" || !s.byType) return;
   count("", s.good, s.bad);
   for (const t of TYPES) { const c = s.byType[t] || { good: 0, bad: 0 }; count(t, c.good, c.bad); }
+  // Types outside the spec ("unknown": none, or not one of the six) have a counter while there are any, so that
+  // the counters add up to all.
   for (const t of Object.keys(s.byType)) if (!TYPES.includes(t)) count(t, s.byType[t].good, s.byType[t].bad);
+  for (const b of Array.from(chips.children)) {
+    const t = b.dataset.type;
+    if (t === "" || TYPES.includes(t) || Object.prototype.hasOwnProperty.call(s.byType, t)) continue;
+    if (t === typeFilter) count(t, 0, 0); else b.remove();
+  }
   $("total").textContent = String(s.total);
   $("bad").textContent = String(s.bad);
   $("bad").parentElement.toggleAttribute("data-some", s.bad > 0);
@@ -395,6 +403,15 @@ function cleared() {
   show(null);
   if (loading) reload();
 }
+// A filtered DELETE took these messages away.
+function deleted(ids) {
+  const gone = new Set(ids);
+  events = events.filter((e) => !gone.has(e.id));
+  pending = pending.filter((e) => !gone.has(e.id));
+  if (selectedId !== null && gone.has(selectedId)) { selectedId = null; show(null); }
+  render();
+  if (loading) reload();
+}
 function connect() {
   const source = new EventSource("/api/stream");
   source.addEventListener("open", () => { setConn("live", "Live"); reload(); });
@@ -407,6 +424,7 @@ function connect() {
   source.addEventListener("message", (m) => queue(JSON.parse(m.data)));
   source.addEventListener("stats", (m) => stats(JSON.parse(m.data)));
   source.addEventListener("clear", cleared);
+  source.addEventListener("delete", (m) => deleted(JSON.parse(m.data).ids));
 }
 
 // ---- wiring

@@ -165,6 +165,47 @@ function badLine(event: StoredEvent): string {
   return `  bad #${event.id} ${type}${name}${who}: ${event.reasons.join("; ")}`;
 }
 
+/** Text from a client, quoted for an error message, at most 40 characters of it. */
+const quote = (text: string): string => JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text);
+
+/** The query parameters of `GET /api/events` and `DELETE /api/events?...`. */
+const FILTERS = ["type", "userId", "anonymousId", "event", "status", "limit"] as const;
+
+/**
+ * The filter a query string asks for, or why it is not one: an unknown or repeated parameter, a bad status or
+ * limit. An empty value is no filter for GET; for DELETE it is an error, so that an empty variable in a script
+ * cannot widen a delete to everything.
+ */
+function parseFilter(query: string, forDelete: boolean): EventFilter | string {
+  const params = new URLSearchParams(query);
+  const names = [...new Set(params.keys())];
+  const unknown = names.filter((name) => !(FILTERS as readonly string[]).includes(name));
+  if (unknown.length > 0) {
+    return `Cannot filter by ${unknown.map(quote).join(", ")}: the filters are ${FILTERS.join(", ")}`;
+  }
+  const filter: EventFilter = {};
+  for (const name of FILTERS) {
+    const values = params.getAll(name);
+    if (values.length === 0) continue;
+    if (values.length > 1) return `${name} is given ${values.length} times: give it once`;
+    const value = values[0];
+    if (value === "") {
+      if (forDelete) {
+        return `${name} is empty: give a value, or send DELETE /api/events without a query to delete everything`;
+      }
+      continue;
+    }
+    if (name === "status") {
+      if (value !== "good" && value !== "bad") return `status must be "good" or "bad", got ${quote(value)}`;
+      filter.status = value;
+    } else if (name === "limit") {
+      if (!/^\d+$/.test(value)) return `limit must be a whole number, got ${quote(value)}`;
+      filter.limit = Number(value);
+    } else filter[name] = value;
+  }
+  return filter;
+}
+
 const NO_REASONS: string[] = [];
 Object.freeze(NO_REASONS);
 
@@ -254,6 +295,14 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
     store.clear();
     hub.clear();
     for (const listener of eventListeners) listener({ kind: "clear" });
+  };
+  const remove = (filter: EventFilter): number => {
+    const gone = store.delete(filter);
+    if (gone.length === 0) return 0;
+    const ids = gone.map((event) => event.id);
+    hub.deleted(ids);
+    for (const listener of eventListeners) listener({ kind: "delete", ids });
+    return ids.length;
   };
 
   // ---- ingestion
@@ -567,36 +616,20 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
 
   function api(req: IncomingMessage, res: ServerResponse, path: string, query: string): number {
     if (path === "/api/events") {
-      if (req.method === "DELETE") {
+      if (req.method !== "GET" && req.method !== "DELETE") return methodNotAllowed(res, "GET, DELETE");
+      if (req.method === "DELETE" && query === "") {
         clear();
         res.writeHead(204);
         res.end();
         return 204;
       }
-      if (req.method !== "GET") return methodNotAllowed(res, "GET, DELETE");
-      const params = new URLSearchParams(query);
-      const filter: EventFilter = {};
-      for (const name of ["type", "userId", "anonymousId", "event"] as const) {
-        const value = params.get(name);
-        if (value !== null && value !== "") filter[name] = value;
+      const filter = parseFilter(query, req.method === "DELETE");
+      if (typeof filter === "string") {
+        error(res, 400, filter);
+        return 400;
       }
-      const status = params.get("status");
-      if (status !== null && status !== "") {
-        if (status !== "good" && status !== "bad") {
-          error(res, 400, `status must be "good" or "bad", got "${status}"`);
-          return 400;
-        }
-        filter.status = status;
-      }
-      const limit = params.get("limit");
-      if (limit !== null && limit !== "") {
-        if (!/^\d+$/.test(limit)) {
-          error(res, 400, `limit must be a whole number, got "${limit}"`);
-          return 400;
-        }
-        filter.limit = Number(limit);
-      }
-      send(res, 200, JSON.stringify({ events: store.events(filter), evicted: store.evicted }));
+      if (req.method === "DELETE") send(res, 200, JSON.stringify({ deleted: remove(filter) }));
+      else send(res, 200, JSON.stringify({ events: store.events(filter), evicted: store.evicted }));
       return 200;
     }
     if (path === "/api/stats") {
@@ -666,6 +699,7 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
     events: (filter) => store.events(filter),
     stats: () => store.stats(),
     clear,
+    delete: remove,
     script: (...replies) => void script.push(...replies),
     setDefaultReply: (reply) => void (defaultReply = reply),
     onRequest(listener) {

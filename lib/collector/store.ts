@@ -2,6 +2,19 @@
 import { MESSAGE_TYPES } from "./validate.ts";
 import type { CollectorStats, EventFilter, StoredEvent } from "./types.ts";
 
+/** What `stats().byType` counts a message under: its type when the spec has it, else "unknown". */
+function typeKey(message: Record<string, unknown>): string {
+  return typeof message.type === "string" && MESSAGE_TYPES.includes(message.type) ? message.type : "unknown";
+}
+
+/**
+ * An id as the text it compares by: the spec types ids as strings, but clients send numbers too (42 and "42" are
+ * the same user). Anything else is no id.
+ */
+function idText(value: unknown): string | undefined {
+  return typeof value === "string" ? value : typeof value === "number" ? String(value) : undefined;
+}
+
 /** Keeps the newest `capacity` events and counts everything that went through. */
 export class EventStore {
   readonly capacity: number;
@@ -25,8 +38,7 @@ export class EventStore {
   add(message: Record<string, unknown>, receivedAt: string, reasons: string[]): StoredEvent {
     const status = reasons.length === 0 ? "good" : "bad";
     const event: StoredEvent = { id: this.#nextId++, receivedAt, status, reasons, message };
-    const type = typeof message.type === "string" && MESSAGE_TYPES.includes(message.type) ? message.type : "unknown";
-    const counts = this.#byType[type] ??= { good: 0, bad: 0 };
+    const counts = this.#byType[typeKey(message)] ??= { good: 0, bad: 0 };
     if (status === "good") {
       this.#good++;
       counts.good++;
@@ -47,7 +59,9 @@ export class EventStore {
 
   /** Events matching `filter`, newest first. */
   events(filter: EventFilter = {}): StoredEvent[] {
-    const { type, userId, anonymousId, event, status } = filter;
+    const { type, event, status } = filter;
+    const userId = filter.userId === undefined ? undefined : String(filter.userId);
+    const anonymousId = filter.anonymousId === undefined ? undefined : String(filter.anonymousId);
     const limit = filter.limit ?? Infinity;
     const ring = this.#ring;
     const size = ring.length;
@@ -58,12 +72,44 @@ export class EventStore {
       if (status !== undefined && stored.status !== status) continue;
       const m = stored.message;
       if (type !== undefined && m.type !== type) continue;
-      if (userId !== undefined && m.userId !== userId) continue;
-      if (anonymousId !== undefined && m.anonymousId !== anonymousId) continue;
+      if (userId !== undefined && idText(m.userId) !== userId) continue;
+      if (anonymousId !== undefined && idText(m.anonymousId) !== anonymousId) continue;
       if (event !== undefined && m.event !== event) continue;
       found.push(stored);
     }
     return found;
+  }
+
+  /**
+   * Forgets the events matching `filter` (the newest `filter.limit` of them, when given) and takes them out of the
+   * counters, as if they had never arrived; the transport counters and `evicted` stay. Returns them, newest first.
+   */
+  delete(filter: EventFilter): StoredEvent[] {
+    const gone = this.events(filter);
+    if (gone.length === 0) return gone;
+    const ids = new Set(gone.map((event) => event.id));
+    const ring = this.#ring;
+    const kept: StoredEvent[] = [];
+    // Oldest first, so that the ring starts over at 0 in arrival order.
+    for (let n = 0; n < ring.length; n++) {
+      const stored = ring[(this.#head + n) % ring.length];
+      if (!ids.has(stored.id)) kept.push(stored);
+    }
+    this.#ring = kept;
+    this.#head = 0;
+    for (const event of gone) {
+      const type = typeKey(event.message);
+      const counts = this.#byType[type];
+      if (event.status === "good") {
+        this.#good--;
+        counts.good--;
+      } else {
+        this.#bad--;
+        counts.bad--;
+      }
+      if (counts.good === 0 && counts.bad === 0) delete this.#byType[type];
+    }
+    return gone;
   }
 
   stats(): CollectorStats {

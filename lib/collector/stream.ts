@@ -1,7 +1,8 @@
 /**
  * `GET /api/stream`: server-sent events to the inspector. `message` per
  * stored event (its JSON serialized once for every client), `clear` after a
- * DELETE, `stats` at most every 250 ms while things change, and a comment
+ * DELETE, `delete` (the ids) after a filtered DELETE, `stats` at most every
+ * 250 ms while things change, and a comment
  * every 15 s so proxies and browsers keep the connection.
  */
 import type { ServerResponse } from "node:http";
@@ -60,6 +61,12 @@ export class StreamHub {
 
   clear(): void {
     this.#send("event: clear\ndata: {}\n\n");
+    this.changed();
+  }
+
+  /** Events deleted by a filtered DELETE: their ids, newest first. */
+  deleted(ids: number[]): void {
+    this.#send(`event: delete\ndata: {"ids":[${ids.join(",")}]}\n\n`);
     this.changed();
   }
 

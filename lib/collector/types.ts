@@ -73,14 +73,17 @@ export interface StoredEvent {
   message: Record<string, unknown>;
 }
 
-/** Which events `Collector.events()` and `GET /api/events` return. Every field given must match. */
+/**
+ * Which events `Collector.events()` and `GET /api/events` return, and `Collector.delete()` and
+ * `DELETE /api/events?...` delete. Every field given must match.
+ */
 export interface EventFilter {
   /** Message type, such as "track". */
   type?: string;
-  /** Exact userId. */
-  userId?: string;
-  /** Exact anonymousId. */
-  anonymousId?: string;
+  /** Exact userId, compared as text: 42 and "42" find a userId sent as the number 42 or as the string "42". */
+  userId?: string | number;
+  /** Exact anonymousId, compared as text as userId is. */
+  anonymousId?: string | number;
   /** Track event name (exact). */
   event?: string;
   /** Good or bad messages only. */
@@ -97,7 +100,10 @@ export interface CollectorStats {
   good: number;
   /** Messages stored as bad. */
   bad: number;
-  /** Per message type; types outside the spec are counted under "unknown". */
+  /**
+   * Per message type; messages of a type outside the spec, or with none, are counted under "unknown", so the
+   * counts add up to `total`.
+   */
   byType: Record<string, { good: number; bad: number }>;
   /** Ingestion requests received (refused, failed and dropped ones included). */
   requests: number;
@@ -135,7 +141,9 @@ export interface CollectorRequest {
 /** What the collector tells subscribers (and `GET /api/stream` clients). */
 export type CollectorEvent =
   | { kind: "message"; event: StoredEvent }
-  | { kind: "clear" };
+  | { kind: "clear" }
+  /** Some events were deleted (`Collector.delete()`, `DELETE /api/events?...`): their ids, newest first. */
+  | { kind: "delete"; ids: number[] };
 
 /** A running collector. */
 export interface Collector {
@@ -151,6 +159,12 @@ export interface Collector {
   stats(): CollectorStats;
   /** Forgets every stored event and zeroes the stats (the NDJSON file is kept as is). */
   clear(): void;
+  /**
+   * Forgets the stored events matching `filter` (the newest `filter.limit` of them, when given) and takes them out
+   * of `total`, `good`, `bad` and `byType`; `requests`, `bytes` and `evicted` stay. Returns how many were deleted.
+   * `delete({})` deletes every event but, unlike `clear()`, keeps those three counters.
+   */
+  delete(filter: EventFilter): number;
   /** Ingestion requests in arrival order, when `recordRequests` is on (else always empty). A live array. */
   readonly requests: CollectorRequest[];
   /** Queues scripted replies for the next ingestion requests, in order; they come before the random faults. */
