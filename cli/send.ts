@@ -309,8 +309,9 @@ export async function runSend(argv: readonly string[], io: Io): Promise<number> 
         );
         for await (const chunk of chunks) {
           for (const item of reader.push(chunk)) {
-            handle(source, item);
+            // Checked first: a stop (Ctrl-C, output lost) may have come while this chunk was being read.
             if (stopped) break;
+            handle(source, item);
             if (++sinceCheck >= CHECK_EVERY) {
               sinceCheck = 0;
               // Backpressure: the next chunk is read only when the library's queue has room.
