@@ -3,7 +3,9 @@
  * playwright-core): the page loads what is stored, rows appear live as the
  * library sends, a click shows the JSON and the validation reasons, message
  * data stays text, the filters and the keyboard work, a flood is capped, and
- * Clear empties it. Screenshots (light and dark) go to .test-artifacts/.
+ * Clear empties it; messages of no or an unknown type have their counter, and
+ * a filtered DELETE takes its rows away. Screenshots (light and dark) go to
+ * .test-artifacts/.
  *
  * Runs on Deno (with the suite's scoped permissions, plus --allow-write for
  * the screenshots), on Bun, and on Node against the npm build. Without

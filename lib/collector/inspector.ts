@@ -4,9 +4,9 @@
  * to the server-sent events of `/api/stream`, then loads `/api/events` and
  * `/api/stats` (so nothing stored between the two is missed: the stream's
  * messages wait until the snapshot is in, and those it already holds are
- * dropped by id), and reloads after every reconnect. Messages are drawn in
- * batches, at most every 40 ms, and the page keeps at most 2000, so a flood
- * cannot freeze it. Message data is only ever written as text
+ * dropped by id), and reloads after every reconnect; a filtered DELETE's ids
+ * take their rows away. Messages are drawn in batches, at most every 40 ms,
+ * and the page keeps at most 2000, so a flood cannot freeze it. Message data is only ever written as text
  * (`textContent`, `append(string)`, `title`), never parsed as HTML.
  *
  * @module
