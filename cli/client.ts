@@ -9,6 +9,7 @@
 import { Analytics, type AnalyticsOptions, type FetchFn, type Logger } from "../mod.ts";
 import { type FlagSpec, type Parsed, UsageError } from "./args.ts";
 import type { Io } from "./io.ts";
+import { redact, REDACTED } from "../lib/redact.ts";
 
 /** Flags of every command that sends. */
 export const COMMON_FLAGS: readonly FlagSpec[] = [
@@ -62,7 +63,7 @@ const DEFAULT_TIMEOUT_S = 15;
 /** The write key the dry-run client builds with when none is given; never sent anywhere. */
 const DRY_RUN_KEY = "dry-run";
 /** What `--dry-run` prints in place of the write key. */
-export const REDACTED = "[write key]";
+export { REDACTED };
 
 const nonEmpty = (value: string | undefined): string | undefined => (value && value.trim() !== "" ? value : undefined);
 
@@ -103,8 +104,9 @@ export function optionsToFlags(message: string, parsed: Parsed): string {
   });
 }
 
+/** The library's redaction: the key in each form it takes, without eating ordinary words equal to a short key. */
 function redactor(key: string | undefined): (text: string) => string {
-  return key === undefined ? (text) => text : (text) => text.split(key).join(REDACTED);
+  return (text) => redact(text, key);
 }
 
 const OK = '{"success":true}';

@@ -37,6 +37,7 @@ const deno = run(tool("deno"), [
   "compile",
   "--allow-net",
   "--allow-read",
+  "--allow-write", // tally serve appends to its events file
   "--allow-env",
   "--output",
   outfile,

@@ -126,7 +126,10 @@ async function startProxy() {
   server.on("connect", (req, socket, head) => {
     seen.push(`CONNECT ${req.url}`);
     const [host, port] = (req.url ?? "").split(":");
-    if (host !== "127.0.0.1") return socket.end("HTTP/1.1 403 Forbidden\r\n\r\n");
+    if (host !== "127.0.0.1") {
+      socket.end("HTTP/1.1 403 Forbidden\r\n\r\n");
+      return;
+    }
     const upstream = connect(Number(port), host, () => {
       socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
       upstream.write(head);
