@@ -1,3 +1,4 @@
+import { headerOf, readAnswer } from "./answer.ts";
 import { backoff, isRetryableStatus, parseRetryAfter } from "./retry.ts";
 import { sleep, Stopper } from "./scheduler.ts";
 import type { FetchFn, HttpClient, HttpClientResponse } from "./types.ts";
@@ -333,7 +334,6 @@ interface Failure {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 function base64url(bytes: Uint8Array): string {
   let binary = "";
@@ -626,7 +626,7 @@ export class TokenManager {
           abort,
         ]);
       }
-      text = await readAnswer(response);
+      text = await readAnswer(response, MAX_ANSWER_BYTES);
     } catch (cause) {
       if (stopper.stopped) return { problem: "the request was aborted", hint: "", retryable: true, again: false };
       if (timedOut) {
@@ -654,7 +654,7 @@ export class TokenManager {
       off();
     }
 
-    const date = Date.parse(header(response, "date") ?? "");
+    const date = Date.parse(headerOf(response, "date") ?? "");
     const before = this.#skew;
     // `Date` has whole seconds: only a larger difference is the clocks'.
     if (Number.isFinite(date) && Math.abs(date - this.#now() - before) >= 2000) this.#skew = date - this.#now();
@@ -695,7 +695,7 @@ export class TokenManager {
       (said ? `: ${snippet(said.split(assertion).join("[assertion]"))}` : "");
 
     if (status >= 300 && status < 400 || status === 0) {
-      const location = header(response, "location");
+      const location = headerOf(response, "location");
       return {
         problem: `the token server answered ${statusLine}` + (location ? ` redirecting to ${snippet(location)}` : ""),
         hint: "redirects are not followed: set oauthSettings.authServer to the address the token endpoint really has",
@@ -721,7 +721,7 @@ export class TokenManager {
         retryable: true,
         again: true,
         status,
-        wait: parseRetryAfter(header(response, "retry-after"), this.#now() + this.#skew),
+        wait: parseRetryAfter(headerOf(response, "retry-after"), this.#now() + this.#skew),
       };
     }
     // analytics-python: an assertion refused for its time is asked again with the server's clock.
@@ -753,9 +753,9 @@ function hintFor(status: number, code: string | undefined): string {
 
 /** Milliseconds a 429 asks to wait: `Retry-After`, else `X-RateLimit-Reset` (an epoch time or seconds), else 5 s. */
 function rateLimitWait(response: HttpClientResponse, serverNow: number): number {
-  const after = parseRetryAfter(header(response, "retry-after"), serverNow);
+  const after = parseRetryAfter(headerOf(response, "retry-after"), serverNow);
   if (after !== undefined) return after;
-  const reset = Number(header(response, "x-ratelimit-reset") ?? NaN);
+  const reset = Number(headerOf(response, "x-ratelimit-reset") ?? NaN);
   if (Number.isFinite(reset) && reset >= 0) {
     // analytics-python reads it as epoch milliseconds; others send epoch seconds or a delay in seconds.
     const at = reset > 1e12 ? reset : reset > 1e9 ? reset * 1000 : serverNow + reset * 1000;
@@ -771,39 +771,4 @@ function parseJson(text: string): unknown {
   } catch {
     return undefined;
   }
-}
-
-function header(response: HttpClientResponse, name: string): string | null {
-  const headers = response.headers;
-  if (headers == null) return null;
-  if (typeof (headers as Headers).get === "function") return (headers as Headers).get(name);
-  for (const [key, value] of Object.entries(headers)) {
-    if (key.toLowerCase() === name) return Array.isArray(value) ? value.join(", ") : value ?? null;
-  }
-  return null;
-}
-
-/** At most {@linkcode MAX_ANSWER_BYTES} of the answer; the rest is cancelled unread. */
-async function readAnswer(response: HttpClientResponse): Promise<string> {
-  const body = response.body;
-  if (body == null || typeof body.getReader !== "function") {
-    if (typeof response.text !== "function") return "";
-    return (await response.text()).slice(0, MAX_ANSWER_BYTES);
-  }
-  const reader = body.getReader();
-  const buffer = new Uint8Array(MAX_ANSWER_BYTES);
-  let size = 0;
-  try {
-    while (size < MAX_ANSWER_BYTES) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      const take = Math.min(value.byteLength, MAX_ANSWER_BYTES - size);
-      buffer.set(value.subarray(0, take), size);
-      size += take;
-    }
-  } finally {
-    if (size >= MAX_ANSWER_BYTES) void reader.cancel().catch(() => {});
-    else reader.releaseLock();
-  }
-  return decoder.decode(buffer.subarray(0, size));
 }

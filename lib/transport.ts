@@ -1,3 +1,4 @@
+import { headerOf, readAnswer } from "./answer.ts";
 import type { HttpRequestEvent, HttpResponseEvent } from "./emitter.ts";
 import { proxySupport, type Settings } from "./options.ts";
 import { redact, REDACTED } from "./redact.ts";
@@ -63,42 +64,6 @@ const snippet = (text: string): string => {
   const line = text.replace(/\s+/g, " ").trim();
   return line.length > 200 ? line.slice(0, 200) + "…" : line;
 };
-
-/** Reads at most {@linkcode MAX_ANSWER_BYTES} of an answer, then cancels the rest: an endless body costs nothing. */
-async function readAnswer(response: HttpClientResponse): Promise<string> {
-  const body = response.body;
-  if (body == null || typeof body.getReader !== "function") {
-    if (typeof response.text !== "function") return "";
-    const text = await response.text();
-    return text.length > MAX_ANSWER_BYTES ? text.slice(0, MAX_ANSWER_BYTES) : text;
-  }
-  const reader = body.getReader();
-  const buffer = new Uint8Array(MAX_ANSWER_BYTES);
-  let size = 0;
-  try {
-    while (size < MAX_ANSWER_BYTES) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      const take = Math.min(value.byteLength, MAX_ANSWER_BYTES - size);
-      buffer.set(value.subarray(0, take), size);
-      size += take;
-    }
-  } finally {
-    if (size >= MAX_ANSWER_BYTES) void reader.cancel().catch(() => {});
-    else reader.releaseLock();
-  }
-  return decoder.decode(buffer.subarray(0, size));
-}
-
-function headerOf(response: HttpClientResponse, name: string): string | null {
-  const headers = response.headers;
-  if (headers == null) return null;
-  if (typeof (headers as Headers).get === "function") return (headers as Headers).get(name);
-  for (const [key, value] of Object.entries(headers)) {
-    if (key.toLowerCase() === name) return Array.isArray(value) ? value.join(", ") : value ?? null;
-  }
-  return null;
-}
 
 function headerRecord(response: HttpClientResponse): Record<string, string> {
   const out: Record<string, string> = {};
@@ -210,7 +175,7 @@ export async function post(
       ]);
     }
     const status = response.status;
-    const text = await readAnswer(response);
+    const text = await readAnswer(response, MAX_ANSWER_BYTES);
     const statusText = response.statusText ?? "";
     observer?.response?.({ status, statusText, url, body: sent(), headers: headerRecord(response) });
     const shown = (answer: string): string => snippet(redact(answer, key));
