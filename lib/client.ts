@@ -80,8 +80,6 @@ export class Analytics {
   readonly #d: Delivery;
   readonly #events: Emitter;
   readonly #plugins: Plugins;
-  /** Messages whose middleware returned a promise, not yet queued (flush and close wait for them). */
-  readonly #pending = new Set<Promise<void>>();
 
   /**
    * Creates a client. Options are validated here: a wrong type is a
@@ -387,7 +385,13 @@ export class Analytics {
       if (boundedByteLength(json) < 0) throw tooLarge(message, json);
       if (plugins.loading !== undefined) {
         // As analytics-node: a call made while plugins load waits for them, so none misses a message.
-        this.#later(plugins.loading, () => this.#step(JSON.parse(json), 0, type, json, callback, true), json, callback);
+        this.#later(
+          plugins.loading,
+          () => this.#step(JSON.parse(json), 0, type, json, callback, true),
+          type,
+          json,
+          callback,
+        );
         return message.messageId;
       }
       if (plugins.middleware.length > 0) {
@@ -403,7 +407,7 @@ export class Analytics {
   #queued(json: string, callback: Callback | undefined): void {
     const s = this.#s;
     if (s.debug) this.#log("debug", `[tally] queued ${json.length > 300 ? json.slice(0, 300) + "…" : json}`);
-    if (this.#plugins.destinations.length > 0) this.#plugins.deliverTo(JSON.parse(json));
+    if (this.#plugins.destinations.length > 0) this.#plugins.deliverTo(json);
     if (!s.send && callback !== undefined) {
       queueMicrotask(() => {
         try {
@@ -449,6 +453,7 @@ export class Analytics {
         return this.#middlewareFailed(
           `middleware threw: ${(cause as Error)?.message ?? cause}`,
           cause,
+          type,
           original,
           callback,
         );
@@ -457,17 +462,18 @@ export class Analytics {
         return this.#later(
           result as Promise<unknown>,
           (value) => this.#step(value, i + 1, type, original, callback, true),
+          type,
           original,
           callback,
         );
       }
       if (result == null) {
         if (this.#s.debug) this.#log("debug", `[tally] middleware dropped a ${type}`);
-        return this.#d.drop(JSON.parse(original), callback);
+        return this.#d.drop(original, callback);
       }
       const wrong = notAMessage(result);
       if (wrong !== undefined) {
-        return this.#middlewareFailed(`middleware returned ${wrong}`, undefined, original, callback);
+        return this.#middlewareFailed(`middleware returned ${wrong}`, undefined, type, original, callback);
       }
       current = result;
     }
@@ -475,7 +481,7 @@ export class Analytics {
     try {
       json = serialize(current as Message, type);
     } catch (cause) {
-      return this.#middlewareFailed("middleware returned an unserializable message", cause, original, callback);
+      return this.#middlewareFailed("middleware returned an unserializable message", cause, type, original, callback);
     }
     if (this.#s.send ? !this.#d.enqueue(json, callback, admitted) : boundedByteLength(json) < 0) {
       return this.#d.reject(
@@ -494,23 +500,20 @@ export class Analytics {
   #later(
     promise: Promise<unknown>,
     then: (value: unknown) => void,
+    type: string,
     original: string,
     callback: Callback | undefined,
   ): void {
-    this.#d.hold();
-    const pending: Promise<void> = Promise.resolve(promise).then(
-      then,
-      (cause) =>
-        this.#middlewareFailed(`middleware rejected: ${(cause as Error)?.message ?? cause}`, cause, original, callback),
-    ).finally(() => {
-      this.#pending.delete(pending);
-      this.#d.release();
-    });
-    this.#pending.add(pending);
+    const why = (cause: unknown) => `middleware rejected: ${(cause as Error)?.message ?? cause}`;
+    this.#d.admit(
+      Promise.resolve(promise).then(
+        then,
+        (cause) => this.#middlewareFailed(why(cause), cause, type, original, callback),
+      ),
+    );
   }
 
-  #middlewareFailed(why: string, cause: unknown, original: string, callback: Callback | undefined): void {
-    const type = (JSON.parse(original) as Message).type;
+  #middlewareFailed(why: string, cause: unknown, type: string, original: string, callback: Callback | undefined): void {
     this.#d.reject(new DeliveryError("middleware", `Cannot queue a ${type}: ${why}`, { cause }), [original], callback);
   }
 
@@ -578,11 +581,8 @@ export class Analytics {
    * reported to `onError`; never rejects and never hangs past the retry
    * policy, or past `timeout` milliseconds when given.
    */
-  async flush(options: FlushOptions = {}): Promise<FlushResult> {
-    const timeout = checkTimeout("flush", options);
-    const started = Date.now();
-    await this.#middlewareSettled(timeout);
-    return this.#d.flush(timeout === undefined ? undefined : Math.max(0, timeout - (Date.now() - started)));
+  flush(options: FlushOptions = {}): Promise<FlushResult> {
+    return this.#d.flush(checkTimeout("flush", options));
   }
 
   /**
@@ -590,32 +590,13 @@ export class Analytics {
    * milliseconds pass first, what is left is aborted and reported as `closed`.
    * Waits for the promises that async callbacks return.
    */
-  async close(options: FlushOptions = {}): Promise<FlushResult> {
-    const timeout = checkTimeout("close", options);
-    const started = Date.now();
-    this.#d.refuseNew(); // at once: a call made after close() is refused, not raced
-
-    await this.#middlewareSettled(timeout);
-    return this.#d.close(timeout === undefined ? undefined : Math.max(0, timeout - (Date.now() - started)));
+  close(options: FlushOptions = {}): Promise<FlushResult> {
+    return this.#d.close(checkTimeout("close", options));
   }
 
   /** analytics-python's `join()`: finishes what is queued and stops, as {@linkcode Analytics.close} does. */
   join(options: FlushOptions = {}): Promise<FlushResult> {
     return this.close(options);
-  }
-
-  /** Waits for messages still in async middleware (bounded by `timeout` ms). */
-  async #middlewareSettled(timeout: number | undefined): Promise<void> {
-    const end = timeout === undefined ? Infinity : Date.now() + timeout;
-    while (this.#pending.size > 0 && Date.now() < end) {
-      const all = Promise.allSettled([...this.#pending]);
-      if (end === Infinity) await all;
-      else {
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([all, new Promise((resolve) => timer = setTimeout(resolve, end - Date.now()))]);
-        clearTimeout(timer);
-      }
-    }
   }
 
   /** analytics-node's name for {@linkcode Analytics.close}. */

@@ -7,7 +7,7 @@ import type { Settings } from "./options.ts";
 import { redact } from "./redact.ts";
 import { type Batch, Queue, sizeOf, split, textOf } from "./queue.ts";
 import { backoff } from "./retry.ts";
-import { deliverBeforeExit, releaseBeforeExit, sleep, Stopper, type Timer, unrefTimer } from "./scheduler.ts";
+import { deliverBeforeExit, releaseBeforeExit, settled, sleep, Stopper, type Timer, unrefTimer } from "./scheduler.ts";
 import { boundedByteLength } from "./serialize.ts";
 import { basicAuth, gzip, type Observer, type Outcome, post } from "./transport.ts";
 import type { Callback, FlushResult, Message, MessageType, Stats } from "./types.ts";
@@ -64,8 +64,8 @@ export class Delivery {
   #registered = false;
   #closed = false;
   #sealed = false;
-  /** Messages the client holds on their way here (in async middleware), counted so `drained` waits for them. */
-  #held = 0;
+  /** Messages on their way here through async middleware: flush, close and `drained` wait for them. */
+  readonly #admitting = new Set<Promise<void>>();
   /** Whether anything was queued since the last `drained`. */
   #busy = false;
   #envelopeKey: string | undefined;
@@ -133,11 +133,9 @@ export class Delivery {
   }
 
   /** Counts a message that middleware dropped on purpose; its callback hears no error. */
-  drop(message: Message, callback: Callback | undefined): void {
+  drop(json: string, callback: Callback | undefined): void {
     this.#stats.dropped++;
-    if (callback !== undefined) {
-      queueMicrotask(() => this.#settleCallbacks(new Map([[0, callback]]), () => JSON.stringify(message)));
-    }
+    if (callback !== undefined) queueMicrotask(() => this.#settleCallbacks(new Map([[0, callback]]), () => json));
   }
 
   /** Reports a message that will not be queued, with a ready error (middleware, size). */
@@ -160,8 +158,17 @@ export class Delivery {
     return { queued: this.#queue.size, inFlight, ...this.#stats };
   }
 
-  /** Sends everything queued now and resolves when it is delivered or reported, or after `timeout` ms. */
-  flush(timeout?: number): Promise<FlushResult> {
+  /**
+   * Waits for messages still in async middleware, then sends everything
+   * queued and resolves when it is delivered or reported, or after `timeout` ms.
+   */
+  async flush(timeout?: number): Promise<FlushResult> {
+    const started = Date.now();
+    await settled(this.#admitting, timeout);
+    return this.#flushQueued(timeout === undefined ? undefined : Math.max(0, timeout - (Date.now() - started)));
+  }
+
+  #flushQueued(timeout?: number): Promise<FlushResult> {
     const target = this.#queue.lastSeq;
     if (target > this.#sendThrough) this.#sendThrough = target;
     this.#drain();
@@ -185,9 +192,12 @@ export class Delivery {
    * is left and reports it as `closed`. Resolves once every message is settled.
    */
   async close(timeout?: number): Promise<FlushResult> {
-    this.#closed = true;
+    this.#closed = true; // at once: a call made after close() is refused, not raced
     const started = Date.now();
-    const result = await this.flush(timeout);
+    const left = (): number | undefined =>
+      timeout === undefined ? undefined : Math.max(0, timeout - (Date.now() - started));
+    await settled(this.#admitting, timeout);
+    const result = await this.#flushQueued(left());
     if (result.pending > 0) {
       this.#stop.stop();
       const left = this.#queue.takeAll();
@@ -200,30 +210,13 @@ export class Delivery {
           ),
         );
       }
-      await this.flush();
+      await this.#flushQueued();
     }
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
-    await this.callbacksSettled(timeout === undefined ? undefined : Math.max(0, timeout - (Date.now() - started)));
+    await settled(this.#callbacksRunning, left());
     this.#sealed = true;
     return result;
-  }
-
-  /** Resolves when the promises that async callbacks returned have settled, or after `timeout` ms. */
-  async callbacksSettled(timeout?: number): Promise<void> {
-    while (this.#callbacksRunning.size > 0) {
-      const all = Promise.allSettled([...this.#callbacksRunning]);
-      if (timeout === undefined) await all;
-      else {
-        let timer: Timer | undefined;
-        const late = await Promise.race([
-          all.then(() => false),
-          new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(true), timeout)),
-        ]);
-        clearTimeout(timer);
-        if (late) return;
-      }
-    }
   }
 
   /** Whether new messages are refused. */
@@ -231,21 +224,18 @@ export class Delivery {
     return this.#closed;
   }
 
-  /** Refuses new calls from now on; messages already admitted (in middleware) still get in. */
-  refuseNew(): void {
-    this.#closed = true;
-  }
-
-  /** Counts a message the client holds in async middleware, so `drained` waits for it. */
-  hold(): void {
-    this.#held++;
+  /**
+   * Keeps track of a message on its way through async middleware until
+   * `arrival` settles (queued, dropped or refused), so flush, close and
+   * `drained` wait for it.
+   */
+  admit(arrival: Promise<void>): void {
     this.#busy = true;
-  }
-
-  /** The held message was queued, dropped or refused. */
-  release(): void {
-    this.#held--;
-    this.#idle();
+    const tracked: Promise<void> = arrival.finally(() => {
+      this.#admitting.delete(tracked);
+      this.#idle();
+    });
+    this.#admitting.add(tracked);
   }
 
   #tick(): void {
@@ -328,10 +318,12 @@ export class Delivery {
       const body = s.gzip ? await gzip(plain) : plain;
       if (s.debug) this.#debug(`sending ${nMessages(n)} (${body.byteLength} bytes${s.gzip ? ", gzip" : ""})`);
       const auth = await this.#authorization();
-      const outcome: Outcome = typeof auth === "string" || auth === undefined
-        ? await post(body, plain, s, auth, attempt, this.#stop, this.#observer())
-        : auth;
-      if (typeof auth === "string" || auth === undefined) this.#stats.bytesSent += body.byteLength;
+      let outcome: Outcome;
+      if (typeof auth === "object") outcome = auth; // no token: nothing was sent
+      else {
+        outcome = await post(body, plain, s, auth, attempt, this.#stop, this.#observer());
+        this.#stats.bytesSent += body.byteLength;
+      }
       if (outcome.ok) {
         this.#rateLimitedSince = undefined;
         if (s.debug) this.#debug(`delivered ${nMessages(n)} (${outcome.status})`);
@@ -508,7 +500,7 @@ export class Delivery {
   }
 
   #idle(): void {
-    if (this.#queue.size > 0 || this.#inflight.size > 0 || this.#held > 0) return;
+    if (this.#queue.size > 0 || this.#inflight.size > 0 || this.#admitting.size > 0) return;
     if (this.#registered) {
       this.#registered = false;
       releaseBeforeExit(this);

@@ -1,4 +1,4 @@
-import { headerOf, readAnswer } from "./answer.ts";
+import { headerOf, readAnswer, send } from "./http.ts";
 import { backoff, isRetryableStatus, parseRetryAfter } from "./retry.ts";
 import { sleep, Stopper } from "./scheduler.ts";
 import type { FetchFn, HttpClient, HttpClientResponse } from "./types.ts";
@@ -599,33 +599,13 @@ export class TokenManager {
     let response: HttpClientResponse;
     let text: string;
     try {
-      if (typeof transport === "function") {
-        // Never followed: a redirect would hand the assertion to another address.
-        response = await transport(url, {
-          method: "POST",
-          headers,
-          body,
-          redirect: "manual",
-          signal: controller.signal,
-        });
-      } else {
-        const abort = new Promise<never>((_, reject) => {
-          controller.signal.addEventListener("abort", () => reject(new Error("the request was aborted")), {
-            once: true,
-          });
-        });
-        response = await Promise.race([
-          transport.makeRequest({
-            url,
-            method: "POST",
-            headers,
-            body,
-            httpRequestTimeout: REQUEST_TIMEOUT_MS,
-            signal: controller.signal,
-          }),
-          abort,
-        ]);
-      }
+      response = await send(transport, {
+        url,
+        headers,
+        body,
+        timeoutMs: REQUEST_TIMEOUT_MS,
+        signal: controller.signal,
+      });
       text = await readAnswer(response, MAX_ANSWER_BYTES);
     } catch (cause) {
       if (stopper.stopped) return { problem: "the request was aborted", hint: "", retryable: true, again: false };

@@ -171,13 +171,14 @@ export class Plugins {
     this.#events.emit("deregister", names);
   }
 
-  /** Hands a queued message to each destination plugin; what they throw is logged, never thrown. */
-  deliverTo(message: Message): void {
+  /** Hands a queued message (its JSON) to each destination plugin, a copy each; what they throw is logged, never thrown. */
+  deliverTo(json: string): void {
     for (const plugin of this.destinations) {
+      const message: Message = JSON.parse(json);
       const method = plugin[message.type];
       if (typeof method !== "function") continue;
       try {
-        const returned = method.call(plugin, new Context(structuredClone(message)));
+        const returned = method.call(plugin, new Context(message));
         if (typeof (returned as Promise<unknown>)?.then === "function") {
           (returned as Promise<unknown>).catch((error) => this.#log(`[tally] plugin ${plugin.name} failed:`, error));
         }

@@ -62,6 +62,31 @@ export function sleep(ms: number, stopper: Stopper): Promise<void> {
   });
 }
 
+/**
+ * Resolves once every promise in `running` has settled, including those added
+ * while it waits, or after `timeout` ms. Each promise must remove itself from
+ * the set when it settles.
+ */
+export async function settled(running: Set<Promise<unknown>>, timeout?: number): Promise<void> {
+  const end = timeout === undefined ? Infinity : Date.now() + timeout;
+  while (running.size > 0) {
+    const all = Promise.allSettled([...running]);
+    if (end === Infinity) {
+      await all;
+      continue;
+    }
+    const left = end - Date.now();
+    if (left <= 0) return;
+    let timer: Timer | undefined;
+    const late = await Promise.race([
+      all.then(() => false),
+      new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(true), left)),
+    ]);
+    clearTimeout(timer);
+    if (late) return;
+  }
+}
+
 /** Anything with work to finish before the program ends. */
 export interface Flushable {
   flush(): Promise<unknown>;

@@ -1,4 +1,4 @@
-import { headerOf, readAnswer } from "./answer.ts";
+import { headerOf, readAnswer, send } from "./http.ts";
 import type { HttpRequestEvent, HttpResponseEvent } from "./emitter.ts";
 import { proxySupport, type Settings } from "./options.ts";
 import { redact, REDACTED } from "./redact.ts";
@@ -143,37 +143,15 @@ export async function post(
     : undefined;
   const off = stop.onStop(() => controller.abort());
   try {
-    let response: HttpClientResponse;
-    if (typeof transport === "function") {
-      const init: RequestInit & Record<string, unknown> = {
-        method: "POST",
-        headers,
-        // A fetch you pass gets the JSON text, as analytics-node's httpClient does; the built-in one gets the bytes.
-        body: settings.fetch !== undefined && !settings.gzip ? decoder.decode(json) : body,
-        signal: controller.signal,
-        redirect: "manual",
-      };
-      if (settings.proxy !== undefined) Object.assign(init, proxyInit(settings.proxy));
-      response = await transport(url, init);
-    } else {
-      // A client object may ignore the signal: the timeout still bounds the wait.
-      const aborted = new Promise<never>((_, reject) => {
-        controller.signal.addEventListener("abort", () => reject(new Error("the request was aborted")), {
-          once: true,
-        });
-      });
-      response = await Promise.race([
-        transport.makeRequest({
-          url,
-          method: "POST",
-          headers,
-          body: settings.gzip ? body : decoder.decode(json),
-          httpRequestTimeout: settings.timeout * 1000,
-          signal: controller.signal,
-        }),
-        aborted,
-      ]);
-    }
+    // A fetch or client you pass gets the JSON text (gzip off), as analytics-node's httpClient does; the built-in fetch gets the bytes.
+    const response = await send(transport, {
+      url,
+      headers,
+      body: settings.fetch === undefined || settings.gzip ? body : decoder.decode(json),
+      timeoutMs: settings.timeout * 1000,
+      signal: controller.signal,
+      init: settings.proxy === undefined ? undefined : proxyInit(settings.proxy),
+    });
     const status = response.status;
     const text = await readAnswer(response, MAX_ANSWER_BYTES);
     const statusText = response.statusText ?? "";

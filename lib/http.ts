@@ -1,6 +1,36 @@
-import type { HttpClientResponse } from "./types.ts";
+import type { FetchFn, HttpClient, HttpClientResponse } from "./types.ts";
 
 const decoder = new TextDecoder();
+
+/** One POST, as {@linkcode send} takes it. */
+export interface Post {
+  url: string;
+  headers: Record<string, string>;
+  body: string | Uint8Array<ArrayBuffer>;
+  /** What an `HttpClient` object is told its timeout is, in ms (`0`: none); `signal` enforces it. */
+  timeoutMs: number;
+  /** Aborts the request (timeout, close); also ends the wait on a client object that ignores it. */
+  signal: AbortSignal;
+  /** More fetch init (a proxy's client or option). */
+  init?: Record<string, unknown>;
+}
+
+/**
+ * POSTs through a fetch function or an analytics-node `{ makeRequest }`
+ * object. A redirect is never followed: it could turn the POST into a GET that
+ * drops the body, or carry the body and its credentials to another host.
+ */
+export function send(transport: FetchFn | HttpClient, post: Post): Promise<HttpClientResponse> {
+  const { url, headers, body, signal } = post;
+  if (typeof transport === "function") {
+    return transport(url, { method: "POST", headers, body, signal, redirect: "manual", ...post.init });
+  }
+  const aborted = new Promise<never>((_, reject) => {
+    signal.addEventListener("abort", () => reject(new Error("the request was aborted")), { once: true });
+  });
+  const request = { url, method: "POST" as const, headers, body, httpRequestTimeout: post.timeoutMs, signal };
+  return Promise.race([transport.makeRequest(request), aborted]);
+}
 
 /**
  * Reads at most `maxBytes` of an answer, then cancels the rest unread: an
