@@ -231,6 +231,27 @@ export class Analytics {
   set fetch(value: FetchFn | HttpClient) {
     this.#set("fetch", value);
   }
+  /** Seconds a program that ends is kept alive to deliver what is queued. */
+  get exitTimeout(): number {
+    return this.#s.exitTimeout;
+  }
+  set exitTimeout(value: number) {
+    this.#set("exitTimeout", value);
+  }
+  /** Seconds one batch may spend retrying. */
+  get maxTotalBackoffDuration(): number {
+    return this.#s.maxTotalBackoffDuration;
+  }
+  set maxTotalBackoffDuration(value: number) {
+    this.#set("maxTotalBackoffDuration", value);
+  }
+  /** Seconds the client may stay paused by 429s with Retry-After. */
+  get maxRateLimitDuration(): number {
+    return this.#s.maxRateLimitDuration;
+  }
+  set maxRateLimitDuration(value: number) {
+    this.#set("maxRateLimitDuration", value);
+  }
   /** The HTTP proxy every request goes through (Deno and Bun), or undefined. */
   get proxy(): string | undefined {
     return this.#s.proxy;
@@ -264,10 +285,14 @@ export class Analytics {
     callback?: Callback,
   ): string;
   identify(a: unknown, b?: unknown, c?: unknown, d?: unknown): string {
-    if (isParams(a)) return this.#accept(build.identifyParams(a as IdentifyParams), b);
-    if (typeof c === "function") [c, d] = [undefined, c];
-    else if (typeof b === "function") [b, d] = [undefined, b];
-    return this.#accept(build.identify(a, b, c), d);
+    try {
+      if (isParams(a)) return this.#accept(build.identifyParams(a as IdentifyParams), b);
+      if (typeof c === "function") [c, d] = [undefined, c];
+      else if (typeof b === "function") [b, d] = [undefined, b];
+      return this.#accept(build.identify(a, b, c), d);
+    } catch (error) {
+      throw unreadable("identify", error);
+    }
   }
 
   /**
@@ -284,10 +309,14 @@ export class Analytics {
     callback?: Callback,
   ): string;
   track(a: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown): string {
-    if (isParams(a)) return this.#accept(build.trackParams(a as TrackParams), b);
-    if (typeof d === "function") [d, e] = [undefined, d];
-    else if (typeof c === "function") [c, e] = [undefined, c];
-    return this.#accept(build.track(a, b, c, d), e);
+    try {
+      if (isParams(a)) return this.#accept(build.trackParams(a as TrackParams), b);
+      if (typeof d === "function") [d, e] = [undefined, d];
+      else if (typeof c === "function") [c, e] = [undefined, c];
+      return this.#accept(build.track(a, b, c, d), e);
+    } catch (error) {
+      throw unreadable("track", error);
+    }
   }
 
   /**
@@ -327,12 +356,16 @@ export class Analytics {
   }
 
   #view(type: "page" | "screen", a: unknown, b: unknown, c: unknown, d: unknown, e: unknown, f: unknown): string {
-    if (isParams(a)) return this.#accept(build.viewParams(type, a as PageParams), b);
-    if (typeof e === "function") [e, f] = [undefined, e];
-    else if (typeof d === "function") [d, f] = [undefined, d];
-    else if (typeof c === "function") [c, f] = [undefined, c];
-    else if (typeof b === "function") [b, f] = [undefined, b];
-    return this.#accept(build.view(type, a, b, c, d, e), f);
+    try {
+      if (isParams(a)) return this.#accept(build.viewParams(type, a as PageParams), b);
+      if (typeof e === "function") [e, f] = [undefined, e];
+      else if (typeof d === "function") [d, f] = [undefined, d];
+      else if (typeof c === "function") [c, f] = [undefined, c];
+      else if (typeof b === "function") [b, f] = [undefined, b];
+      return this.#accept(build.view(type, a, b, c, d, e), f);
+    } catch (error) {
+      throw unreadable(type, error);
+    }
   }
 
   /**
@@ -349,10 +382,14 @@ export class Analytics {
     callback?: Callback,
   ): string;
   group(a: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown): string {
-    if (isParams(a)) return this.#accept(build.groupParams(a as GroupParams), b);
-    if (typeof d === "function") [d, e] = [undefined, d];
-    else if (typeof c === "function") [c, e] = [undefined, c];
-    return this.#accept(build.group(a, b, c, d), e);
+    try {
+      if (isParams(a)) return this.#accept(build.groupParams(a as GroupParams), b);
+      if (typeof d === "function") [d, e] = [undefined, d];
+      else if (typeof c === "function") [c, e] = [undefined, c];
+      return this.#accept(build.group(a, b, c, d), e);
+    } catch (error) {
+      throw unreadable("group", error);
+    }
   }
 
   /**
@@ -363,9 +400,13 @@ export class Analytics {
   /** `alias(previousId, userId, options?, callback?)`, the seed's positional style. */
   alias(previousId: Id, userId: Id, options?: CallOptions | null, callback?: Callback): string;
   alias(a: unknown, b?: unknown, c?: unknown, d?: unknown): string {
-    if (isParams(a)) return this.#accept(build.aliasParams(a as AliasParams), b);
-    if (typeof c === "function") [c, d] = [undefined, c];
-    return this.#accept(build.alias(a, b, c), d);
+    try {
+      if (isParams(a)) return this.#accept(build.aliasParams(a as AliasParams), b);
+      if (typeof c === "function") [c, d] = [undefined, c];
+      return this.#accept(build.alias(a, b, c), d);
+    } catch (error) {
+      throw unreadable("alias", error);
+    }
   }
 
   /** Serializes a built message, checks its size and hands it to delivery. */
@@ -613,6 +654,17 @@ export class Analytics {
   stats(): Stats {
     return this.#d.stats();
   }
+}
+
+/**
+ * A call's error as the caller gets it: a `ValidationError` as it is; anything
+ * else a hostile argument threw while it was read (a getter, a Proxy trap, a
+ * revoked Proxy, a stack overflow) as a `ValidationError` that says so.
+ */
+function unreadable(action: string, error: unknown): ValidationError {
+  if (error instanceof ValidationError) return error;
+  const why = (error as Error)?.message ?? String(error);
+  return new ValidationError("arguments", `Cannot ${action}: reading its arguments threw: ${why}`, { cause: error });
 }
 
 /** Why a middleware result is not a message, or undefined when it is one. */

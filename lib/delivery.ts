@@ -18,6 +18,9 @@ export const MAX_IN_FLIGHT = 4;
 /** Attempts answered 429 with Retry-After do not count as retries; at most this many more are made. */
 const MAX_RATE_LIMITED_ATTEMPTS = 20;
 
+/** Refused messages held for one `onError` call at most; a longer burst is reported in chunks of this many. */
+const MAX_HELD_DROPS = 1000;
+
 const TYPES: readonly MessageType[] = ["identify", "track", "page", "screen", "group", "alias"];
 
 interface Waiter {
@@ -130,6 +133,17 @@ export class Delivery {
     }
     if (callback !== undefined) refused.callbacks.push([refused.json.length, callback]);
     refused.json.push(json);
+    // A synchronous burst never yields to the microtask: report in chunks so drops hold bounded memory.
+    if (refused.json.length >= MAX_HELD_DROPS) this.#reportRefused(reason);
+  }
+
+  /**
+   * The end of the program (Node's and Bun's `beforeExit`, Deno's
+   * `beforeunload`): delivers what is left within `exitTimeout`, then
+   * reports the rest as `closed`, so a program whose server is down still ends.
+   */
+  exit(): Promise<FlushResult> {
+    return this.close(this.#s.exitTimeout * 1000);
   }
 
   /** Counts a message that middleware dropped on purpose; its callback hears no error. */
@@ -196,21 +210,28 @@ export class Delivery {
     const started = Date.now();
     const left = (): number | undefined =>
       timeout === undefined ? undefined : Math.max(0, timeout - (Date.now() - started));
+    const before = { delivered: this.#stats.delivered, failed: this.#stats.failed };
     await settled(this.#admitting, timeout);
-    const result = await this.#flushQueued(left());
+    let result = await this.#flushQueued(left());
     if (result.pending > 0) {
       this.#stop.stop();
-      const left = this.#queue.takeAll();
-      if (left !== undefined) {
+      const unsent = this.#queue.takeAll();
+      if (unsent !== undefined) {
         this.#settle(
-          left,
+          unsent,
           new DeliveryError(
             "closed",
-            `Cannot deliver ${nMessages(sizeOf(left))}: close() timed out before they were sent`,
+            `Cannot deliver ${nMessages(sizeOf(unsent))}: close() timed out before they were sent`,
           ),
         );
       }
       await this.#flushQueued();
+      // Everything is settled now: what was pending was delivered at the last moment or reported as closed.
+      result = {
+        delivered: this.#stats.delivered - before.delivered,
+        failed: this.#stats.failed - before.failed,
+        pending: 0,
+      };
     }
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;

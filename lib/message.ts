@@ -60,10 +60,45 @@ function text(action: MessageType, field: string, value: unknown): string | unde
   throw new ValidationError(field, `Cannot ${action}: ${field} must be a string, got ${kind(value)}`);
 }
 
+/** Objects that JSON writes as something other than an object (or as `{}`, losing what they hold). */
+const NOT_RECORDS = [Date, Set, Number, String, Boolean, RegExp, Promise, WeakMap, WeakSet, ArrayBuffer];
+
+/**
+ * `value` as a JSON object (properties, traits, context, integrations always
+ * are one on the wire): a plain object or a Map as it is, a class instance
+ * whose `toJSON` gives an object as that object; anything else is refused.
+ */
 function record<T = Properties>(action: MessageType, field: string, value: unknown): T | undefined {
   if (value == null) return undefined;
-  if (typeof value === "object" && !Array.isArray(value)) return value as T;
-  throw new ValidationError(field, `Cannot ${action}: ${field} must be an object, got ${kind(value)}`);
+  if (typeof value !== "object" || Array.isArray(value)) {
+    throw new ValidationError(field, `Cannot ${action}: ${field} must be an object, got ${kind(value)}`);
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) {
+    const not = NOT_RECORDS.find((type) => value instanceof type) ??
+      (ArrayBuffer.isView(value) ? Uint8Array : undefined);
+    if (not !== undefined) {
+      throw new ValidationError(field, `Cannot ${action}: ${field} must be an object, got a ${not.name}`);
+    }
+  }
+  const toJSON = (value as { toJSON?: unknown }).toJSON;
+  if (typeof toJSON !== "function") return value as T;
+  let json: unknown;
+  try {
+    json = toJSON.call(value, field);
+  } catch (cause) {
+    throw new ValidationError(
+      field,
+      `Cannot ${action}: ${field}.toJSON() threw: ${(cause as Error)?.message ?? cause}`,
+      {
+        cause,
+      },
+    );
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw new ValidationError(field, `Cannot ${action}: ${field}.toJSON() returned ${kind(json)}, not an object`);
+  }
+  return json as T;
 }
 
 const ISO = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}(?::?\d{2})?)?$/i;
@@ -71,8 +106,17 @@ const ISO = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?
 /** Converts a timestamp to a UTC ISO-8601 string with milliseconds, or explains why it cannot. */
 export function toTimestamp(action: string, value: unknown): string {
   if (value instanceof Date) {
-    if (!Number.isNaN(value.getTime())) return value.toISOString();
-    throw new ValidationError("timestamp", `Cannot ${action}: timestamp is an invalid Date`);
+    const time = value.getTime();
+    if (Number.isNaN(time)) throw new ValidationError("timestamp", `Cannot ${action}: timestamp is an invalid Date`);
+    // ISO-8601 has four-digit years; past them toISOString writes "+275760-09-13T...", which no receiver reads.
+    const year = new Date(time).getUTCFullYear();
+    if (year < 0 || year > 9999) {
+      throw new ValidationError(
+        "timestamp",
+        `Cannot ${action}: timestamp is in the year ${year}, outside 0000 to 9999`,
+      );
+    }
+    return new Date(time).toISOString();
   }
   if (typeof value !== "string") {
     const hint = typeof value === "number" ? " (for epoch milliseconds, pass new Date(ms))" : "";

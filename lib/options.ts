@@ -107,6 +107,13 @@ export interface AnalyticsOptions {
    */
   maxRetryDelay?: number;
   /**
+   * Seconds a program that ends (without calling `close()`) is kept alive to
+   * deliver what is still queued; then the rest is reported as `closed`. Well
+   * under a container's 30-second grace period.
+   * @default {10}
+   */
+  exitTimeout?: number;
+  /**
    * Seconds one batch may spend retrying before it is given up (analytics-node's option).
    * @default {43200}
    */
@@ -163,6 +170,7 @@ export interface Settings {
   timeout: number;
   minRetryDelay: number;
   maxRetryDelay: number;
+  exitTimeout: number;
   maxTotalBackoffDuration: number;
   maxRateLimitDuration: number;
   fetch: FetchFn | HttpClient | undefined;
@@ -197,6 +205,7 @@ export const DEFAULTS: Readonly<Omit<Settings, "logger" | "fetch" | "proxy" | "o
   timeout: 15,
   minRetryDelay: 0.5,
   maxRetryDelay: 60,
+  exitTimeout: 10,
   maxTotalBackoffDuration: 43200,
   maxRateLimitDuration: 43200,
 };
@@ -310,6 +319,7 @@ const CHECKS: Record<keyof Settings, Check> = {
   timeout: seconds(0, true),
   minRetryDelay: seconds(0, true),
   maxRetryDelay: seconds(0, true),
+  exitTimeout: seconds(0, true),
   maxTotalBackoffDuration: seconds(0, true),
   maxRateLimitDuration: seconds(0, true),
   fetch: (name, value) => {

@@ -89,7 +89,8 @@ export async function settled(running: Set<Promise<unknown>>, timeout?: number):
 
 /** Anything with work to finish before the program ends. */
 export interface Flushable {
-  flush(): Promise<unknown>;
+  /** Delivers what is left, within a bound, as the program ends. */
+  exit(): Promise<unknown>;
 }
 
 const pending = new Set<Flushable>();
@@ -100,7 +101,7 @@ interface ProcessLike {
 }
 
 function finishAll(): void {
-  for (const client of [...pending]) void client.flush();
+  for (const client of [...pending]) void client.exit();
 }
 
 /**

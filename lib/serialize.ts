@@ -53,7 +53,31 @@ export function serialize(message: object, action: string): string {
   return json;
 }
 
+/** Deeper than this, a value is refused: the slow path recurses, and no runtime's stack is endless. */
+export const MAX_DEPTH = 1000;
+
+/**
+ * One value as JSON will hold it. Anything a hostile value throws on the way
+ * (a getter, `toJSON`, a Proxy trap, a revoked Proxy, a Date whose methods
+ * were replaced) becomes a `ValidationError` naming where it happened.
+ */
 function normalize(value: unknown, path: string, parents: object[], action: string): unknown {
+  if (typeof value !== "object" || value === null) return normalizeObject(value, path, parents, action);
+  if (parents.length >= MAX_DEPTH) {
+    throw new ValidationError(path, `Cannot ${action}: ${path} is nested more than ${MAX_DEPTH} levels deep`);
+  }
+  try {
+    return normalizeObject(value, path, parents, action);
+  } catch (cause) {
+    if (cause instanceof ValidationError) throw cause;
+    const where = path === "" ? "the message" : path;
+    throw new ValidationError(path, `Cannot ${action}: reading ${where} threw: ${(cause as Error)?.message ?? cause}`, {
+      cause,
+    });
+  }
+}
+
+function normalizeObject(value: unknown, path: string, parents: object[], action: string): unknown {
   switch (typeof value) {
     case "string":
     case "boolean":
@@ -94,7 +118,11 @@ function normalize(value: unknown, path: string, parents: object[], action: stri
       try {
         item = (value as Record<string, unknown>)[key];
       } catch (cause) {
-        throw new ValidationError(join(path, key), `Cannot ${action}: reading ${join(path, key)} threw`, { cause });
+        throw new ValidationError(
+          join(path, key),
+          `Cannot ${action}: reading ${join(path, key)} threw: ${(cause as Error)?.message ?? cause}`,
+          { cause },
+        );
       }
       put(out, key, normalize(item, join(path, key), parents, action));
     }

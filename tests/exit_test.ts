@@ -26,7 +26,7 @@ interface Run {
 }
 
 /** Runs the child with the runtime running this test; kills it if it outlives `killAfterMs`. */
-function runChild(url: string, mode: "burst" | "interval", killAfterMs = 4000): Promise<Run> {
+function runChild(url: string, mode: "burst" | "interval" | "down", killAfterMs = 4000): Promise<Run> {
   const args = "Deno" in globalThis
     ? ["run", "--allow-net=127.0.0.1", CHILD, url, mode]
     : "Bun" in globalThis
@@ -122,4 +122,19 @@ test("a program whose events are refused at exit reports them to onError and sti
   } finally {
     await receiver.stop();
   }
+});
+
+test("a program that ends while the server is down stays alive only exitTimeout, then reports its events as closed", async () => {
+  // A port that was just free: nothing listens there, so every connection is refused and retried.
+  const receiver = await startReceiver();
+  const url = receiver.url;
+  await receiver.stop();
+  const run = await runChild(url, "down", 8000);
+  assert.equal(run.signal, null, `the child had to be killed after ${run.ms} ms; stderr: ${run.stderr}`);
+  assert.ok(run.ms < 1000 + EXIT_WITHIN_MS, `exited after ${run.ms} ms with exitTimeout 1 s`);
+  assert.equal(run.code, 1, "undelivered events are reported, so the child exits 1");
+  assert.match(run.stderr, /undelivered: \d+ \(closed\)/);
+  const stats = childStats(run);
+  assert.equal(stats.failed + stats.dropped, 20, "all 20 accounted for");
+  assert.equal(stats.delivered, 0);
 });
