@@ -180,8 +180,11 @@ function context(action: MessageType, value: unknown): Message["context"] {
   return given === undefined ? BARE_CONTEXT : { ...given, library: LIBRARY };
 }
 
+/** The call's options (or the object-style params): only read from, never sent, so any object will do. */
 function options(action: MessageType, value: unknown): CallOptions | undefined {
-  return record<CallOptions>(action, "options", value);
+  if (value == null) return undefined;
+  if (typeof value === "object" && !Array.isArray(value)) return value as CallOptions;
+  throw new ValidationError("options", `Cannot ${action}: options must be an object, got ${kind(value)}`);
 }
 
 function anonymous(action: MessageType, userId: string | undefined, o: CallOptions | undefined) {
