@@ -5,6 +5,7 @@ import { DeliveryError, ValidationError } from "./errors.ts";
 import * as build from "./message.ts";
 import { type AnalyticsOptions, checkSetting, resolveOptions, type Settings } from "./options.ts";
 import { type Plugin, Plugins } from "./plugins.ts";
+import { redact } from "./redact.ts";
 import { boundedByteLength, byteLength, MAX_MESSAGE_BYTES, serialize } from "./serialize.ts";
 import type {
   AliasParams,
@@ -447,7 +448,10 @@ export class Analytics {
   /** Logs an accepted message and hands it to destination plugins; with `send: false`, also answers its callback. */
   #queued(json: string, callback: Callback | undefined): void {
     const s = this.#s;
-    if (s.debug) this.#log("debug", `[tally] queued ${json.length > 300 ? json.slice(0, 300) + "…" : json}`);
+    if (s.debug) {
+      const shown = redact(json, s.writeKey); // the key may stand in a message (a property, an event name)
+      this.#log("debug", `[tally] queued ${shown.length > 300 ? shown.slice(0, 300) + "…" : shown}`);
+    }
     if (this.#plugins.destinations.length > 0) this.#plugins.deliverTo(json);
     if (!s.send && callback !== undefined) {
       queueMicrotask(() => {

@@ -338,3 +338,42 @@ test("keys under 4 characters are redacted where they are the key, and common wo
   const spaced = "wk live 0123456789";
   assert.equal(redact(`key: ${spaced}`, spaced), "key: [write key]");
 });
+
+// ---------------------------------------------------------------- the write key, for keys of every shape
+
+test("the write key never leaves as a credential in logs or errors, whatever its shape; HTTPS is the default host", async () => {
+  assert.equal(new Analytics({ send: false }).host, "https://api.segment.io");
+  // A server that echoes what it got: the body (with its writeKey field) and the Authorization header.
+  const server = await startServer((req, res) => {
+    res.writeHead(400, { "content-type": "application/json" });
+    res.end(JSON.stringify({ error: "refused", authorization: req.headers.authorization, got: "see body" }));
+  });
+  const keys = ["k", "ab", "KEY1", "wk_live_0123456789abcdef", 'q"uo\\te %20 sp', "Signed Up", "127"];
+  try {
+    for (const key of keys) {
+      const lines: string[] = [];
+      const log = (...args: unknown[]) => void lines.push(args.map(String).join(" "));
+      const errors: DeliveryError[] = [];
+      const analytics = new Analytics({
+        writeKey: key,
+        host: server.url,
+        debug: true,
+        maxRetries: 0,
+        logger: { debug: log, info: log, warn: log, error: log },
+        onError: (error) => void errors.push(error),
+      });
+      analytics.track("u1", "Signed Up", { note: "the key may equal an event name" });
+      await analytics.flush();
+      await analytics.close();
+      assert.equal(errors.length, 1, key);
+      const basic = btoa(`${key}:`);
+      for (const text of [...lines, ...errors.map((e) => `${e.message} ${e.stack ?? ""}`)]) {
+        assert.ok(!text.includes(basic), `${JSON.stringify(key)}: its Basic form leaked into: ${text}`);
+        assert.ok(!text.includes(`"writeKey":${JSON.stringify(key)}`), `${JSON.stringify(key)} leaked into: ${text}`);
+        if (key.length >= 8) assert.ok(!text.includes(key), `${JSON.stringify(key)} leaked into: ${text}`);
+      }
+    }
+  } finally {
+    await server.stop();
+  }
+});
