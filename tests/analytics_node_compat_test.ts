@@ -31,6 +31,7 @@ import analyticsDefault, {
   ValidationError,
   VERSION,
 } from "../mod.ts";
+import type { Context, EmitterEvents, ErrorEvent, HttpRequestEvent, HttpResponseEvent } from "../mod.ts";
 import { type Receiver, startReceiver } from "./receiver.ts";
 
 // ---- analytics-node's API as its users call it
@@ -39,48 +40,10 @@ import { type Receiver, startReceiver } from "./receiver.ts";
 // file runs whatever state lib/ is in; tests/fixtures/node_compat_typedefs.ts checks
 // the real types without casts (see the typedef-tests describe).
 
-/** analytics-node's `Context`: what callbacks, listeners and plugins get. */
-interface Ctx {
-  readonly id: string;
-  event: Message;
-  failedDelivery(): { reason: unknown } | undefined;
-  updateEvent(path: string, value: unknown): unknown;
-  cancel(): void;
-}
+/** analytics-node's `Context`, `ErrorEvent` and event map, as Tally exports them. */
+type Ctx = Context;
 type NodeCallback = (err: DeliveryError | undefined, ctx: Ctx) => unknown;
-interface HttpRequestEvent {
-  url: string;
-  method: string;
-  headers: Record<string, string>;
-  body: string;
-}
-interface HttpResponseEvent {
-  status: number;
-  statusText: string;
-  url: string;
-  body: string;
-  headers: Record<string, string>;
-}
-interface ErrorEvent {
-  code: string;
-  reason: DeliveryError;
-  ctx: Ctx;
-}
-interface Events {
-  error: [ErrorEvent];
-  http_request: [HttpRequestEvent];
-  http_response: [HttpResponseEvent];
-  drained: [];
-  call_after_close: [Message];
-  register: [string[]];
-  deregister: [string[]];
-  identify: [Ctx];
-  track: [Ctx];
-  page: [Ctx];
-  screen: [Ctx];
-  group: [Ctx];
-  alias: [Ctx];
-}
+type Events = EmitterEvents;
 type Listen = <K extends keyof Events>(name: K, listener: (...args: Events[K]) => void) => unknown;
 type CallType = "identify" | "track" | "page" | "screen" | "group" | "alias";
 type PluginResult = Ctx | undefined | Promise<Ctx | undefined>;
