@@ -6,17 +6,43 @@
  * @module
  */
 
-/** Calls per burst: DESIGN.md section 5 measures 100k-call bursts. */
-export const BURST = 100_000;
+/**
+ * A number from the environment (`TALLY_BENCH_BURST`, `TALLY_BENCH_ROUNDS`), for quick runs while developing
+ * the bench; unset, the DESIGN.md sizes. Read where the runtime lets it (the Deno driver gets
+ * `--allow-env` for these two names only).
+ */
+function setting(name: string, fallback: number): number {
+  const g = globalThis as {
+    Deno?: { env: { get(name: string): string | undefined } };
+    process?: { env: Record<string, string | undefined> };
+  };
+  let raw: string | undefined;
+  try {
+    raw = g.Deno ? g.Deno.env.get(name) : g.process?.env[name];
+  } catch {
+    raw = undefined;
+  }
+  const value = Number(raw);
+  return raw && Number.isInteger(value) && value > 0 ? value : fallback;
+}
 
-/** Messages per request, for the library (its default `uploadSize`) and for the fetch floor. */
+/** Calls per burst: DESIGN.md section 5 measures 100k-call bursts (`TALLY_BENCH_BURST` for quick runs). */
+export const BURST = setting("TALLY_BENCH_BURST", 100_000);
+
+/** Messages per request, for the library (its default `uploadSize`), the fetch floor and every peer. */
 export const BATCH = 100;
 
 /** Measured rounds of the call-cost bench, after {@linkcode WARMUP_ROUNDS}. */
-export const ROUNDS_CALLS = 7;
+export const ROUNDS_CALLS = setting("TALLY_BENCH_ROUNDS", 7);
 
 /** Measured rounds of the delivery bench (each a fetch floor, a burst and a paced run). */
-export const ROUNDS_DELIVERY = 7;
+export const ROUNDS_DELIVERY = setting("TALLY_BENCH_ROUNDS", 7);
+
+/**
+ * Measured rounds of the peers bench on Node (each: both floors, then Tally and every peer, burst and paced).
+ * Fewer than Tally's own, as @segment/analytics-node alone takes about 25 s a round.
+ */
+export const ROUNDS_PEERS = setting("TALLY_BENCH_ROUNDS", 5);
 
 /** Unmeasured rounds first (JIT, connection pools). */
 export const WARMUP_ROUNDS = 1;
@@ -75,11 +101,26 @@ export function inputs(count = 1000): Input[] {
 /** `Basic base64(writeKey + ":")`, as Segment expects. */
 export const AUTHORIZATION = `Basic ${btoa(WRITE_KEY + ":")}`;
 
+/** The clients the bench runs on Node beside Tally, by their npm name. */
+export const PEERS = ["@segment/analytics-node", "analytics-node", "posthog-node"] as const;
+
+/** One of {@linkcode PEERS}. */
+export type Peer = typeof PEERS[number];
+
+/** What the bench runs: Tally or a peer. */
+export type Client = "tally" | Peer;
+
 /** The sink's counters, as `GET /stats` returns them. */
 export interface SinkStats {
   requests: number;
-  /** Messages counted in the bodies (occurrences of `"messageId":`). */
+  /** Messages counted in the bodies (their `"messageId"`, or `"uuid"` on PostHog's endpoints). */
   messages: number;
+  /** Messages whose id the sink had already counted since its id set was last reset. */
+  duplicates: number;
+  /** Ids in the set now. */
+  ids: number;
+  /** Times the set outgrew its bound and started over (0 when every run resets it). */
+  idResets: number;
   /** Request body bytes as they arrived. */
   wireBytes: number;
   /** Request body bytes after gunzip. */
@@ -119,6 +160,21 @@ export interface DeliveryRun {
   sinkBusy: number;
   /** Messages the client reported as not delivered. */
   failed: number;
+  /** Request body bytes as the sink received them, and after gunzip. */
+  wireBytes: number;
+  plainBytes: number;
+  /** Messages the sink had already seen in this run (counted by id). */
+  duplicates: number;
+  /**
+   * µs per call spent in the calls themselves: the synchronous loop of the burst, or the sum of the paced run's
+   * 1000-call stretches (without the pauses).
+   */
+  callUs: number;
+  /**
+   * µs per call until a `setImmediate` after the burst's loop: the calls plus the promise jobs they queued (where a
+   * client defers its per-call work, as posthog-node does). The same as {@linkcode callUs} for paced runs.
+   */
+  callSettledUs: number;
 }
 
 /** Figures 2, 3 and 5. */
@@ -130,10 +186,34 @@ export interface DeliveryResult {
   gzip: { batches: number; messages: number; wireBytes: number; plainBytes: number };
 }
 
+/** Bytes on the wire for typical track batches, gzip off and (where the client has it) on. */
+export interface WireBytes {
+  messages: number;
+  plain: { wireBytes: number; requests: number };
+  /** Undefined where the client cannot gzip. */
+  gzip?: { wireBytes: number; plainBytes: number; requests: number };
+}
+
+/** The peers bench on Node: Tally and each peer, interleaved with both floors, in one process. */
+export interface PeersResult {
+  rounds: number;
+  /** Versions as installed in bench/peers (and Tally's own). */
+  versions: Record<Client, string>;
+  /** µs per call of the message floor, per round. */
+  messageFloor: number[];
+  fetchFloor: DeliveryRun[];
+  burst: Record<Client, DeliveryRun[]>;
+  paced: Record<Client, DeliveryRun[]>;
+  wire: Record<Client, WireBytes>;
+}
+
+/** What {@linkcode MemoryResult} measures: a client's burst and delivery, or a floor for reference. */
+export type MemorySubject = "library" | "hold" | "fetch" | Peer;
+
 /** Figure 4. */
 export interface MemoryResult {
-  /** What ran: the library's burst and delivery, or a floor for reference. */
-  subject: "library" | "hold" | "fetch";
+  /** What ran: the library's (or a peer's) burst and delivery, or a floor for reference. */
+  subject: MemorySubject;
   /** RSS after loading the library, before the burst, in bytes. */
   baseline: number;
   /** The highest sampled RSS during the burst and its delivery, in bytes. */
@@ -150,7 +230,8 @@ export interface MemoryResult {
 export type DriverResult =
   | { phase: "calls"; result: CallsResult }
   | { phase: "delivery"; result: DeliveryResult }
-  | { phase: "memory"; result: MemoryResult };
+  | { phase: "memory"; result: MemoryResult }
+  | { phase: "peers"; result: PeersResult };
 
 /** The median of a list of numbers. */
 export function median(values: number[]): number {
