@@ -6,9 +6,13 @@
  * library-e2e-tester passes them. A value may start with one dash
  * (`--latency -5` is the value -5); one that starts with two is taken for a
  * forgotten value. Unknown flags and missing values are usage errors.
+ * Errors quote what was typed only through the {@linkcode Secrets} given,
+ * so a write key typed as another flag's value is shown as `[write key]`.
  *
  * @module
  */
+import { whyNotJson } from "./json_error.ts";
+import { Secrets } from "./secrets.ts";
 
 /** How a flag's value is read. */
 export type FlagKind = "string" | "boolean" | "json" | "number" | "integer";
@@ -56,8 +60,10 @@ export function jsonObject(flag: string, text: string): Record<string, unknown> 
   let value: unknown;
   try {
     value = JSON.parse(text);
-  } catch (error) {
-    throw new UsageError(`--${flag} is not valid JSON (${(error as Error).message})`);
+  } catch {
+    // In tally's words: the runtime's message would quote a piece of the text.
+    const why = whyNotJson(text);
+    throw new UsageError(`--${flag} is not valid JSON${why === undefined ? "" : ` (${why})`}`);
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new UsageError(`--${flag} must be a JSON object such as '{"key":"value"}', got ${describe(value)}`);
@@ -66,7 +72,7 @@ export function jsonObject(flag: string, text: string): Record<string, unknown> 
 }
 
 /** `raw` as `spec` reads it; `typed` is the flag's name as written, for errors. */
-function convert(spec: FlagSpec, raw: string, typed: string): FlagValue {
+function convert(spec: FlagSpec, raw: string, typed: string, secrets: Secrets): FlagValue {
   switch (spec.kind) {
     case "json":
       return jsonObject(typed, raw);
@@ -75,7 +81,7 @@ function convert(spec: FlagSpec, raw: string, typed: string): FlagValue {
       const n = raw.trim() === "" ? NaN : Number(raw);
       if (!Number.isFinite(n) || (spec.kind === "integer" && !Number.isInteger(n))) {
         throw new UsageError(
-          `--${typed} must be ${spec.kind === "integer" ? "an integer" : "a number"}, got "${raw}"`,
+          `--${typed} must be ${spec.kind === "integer" ? "an integer" : "a number"}, got "${secrets.value(raw)}"`,
         );
       }
       return n;
@@ -83,7 +89,7 @@ function convert(spec: FlagSpec, raw: string, typed: string): FlagValue {
     case "boolean": {
       if (raw === "true" || raw === "1") return true;
       if (raw === "false" || raw === "0") return false;
-      throw new UsageError(`--${typed} takes no value, or =true or =false; got "${raw}"`);
+      throw new UsageError(`--${typed} takes no value, or =true or =false; got "${secrets.value(raw)}"`);
     }
     default:
       return raw;
@@ -92,9 +98,14 @@ function convert(spec: FlagSpec, raw: string, typed: string): FlagValue {
 
 /**
  * Parses `argv` against `specs`. `command` names the command in errors
- * ("tally track: unknown flag --foo").
+ * ("tally track: unknown flag --foo"); `secrets`, the write keys no error may quote.
  */
-export function parseArgs(argv: readonly string[], specs: readonly FlagSpec[], command: string): Parsed {
+export function parseArgs(
+  argv: readonly string[],
+  specs: readonly FlagSpec[],
+  command: string,
+  secrets: Secrets = Secrets.none,
+): Parsed {
   const byName = new Map(specs.map((s) => [s.name, s]));
   const flags = new Map<string, FlagValue>();
   const written = new Map<string, string>();
@@ -111,7 +122,9 @@ export function parseArgs(argv: readonly string[], specs: readonly FlagSpec[], c
       continue;
     }
     if (!arg.startsWith("--") || arg === "-") {
-      if (arg.startsWith("-") && arg !== "-") throw new UsageError(`unknown flag ${arg} ${see}`);
+      if (arg.startsWith("-") && arg !== "-") {
+        throw new UsageError(`unknown flag ${secrets.value(arg.split("=", 1)[0])} ${see}`);
+      }
       positionals.push(arg);
       continue;
     }
@@ -125,12 +138,12 @@ export function parseArgs(argv: readonly string[], specs: readonly FlagSpec[], c
       spec = byName.get(name);
       negated = true;
     }
-    if (spec === undefined) throw new UsageError(`unknown flag --${typed} ${see}`);
+    if (spec === undefined) throw new UsageError(`unknown flag --${secrets.value(typed)} ${see}`);
     if (flags.has(name) && name !== "help") throw new UsageError(`--${name} is given twice`);
     written.set(name, typed);
     if (spec.kind === "boolean") {
       if (negated && eq >= 0) throw new UsageError(`--${typed} takes no value`);
-      flags.set(name, negated ? false : eq < 0 ? true : convert(spec, arg.slice(eq + 1), typed));
+      flags.set(name, negated ? false : eq < 0 ? true : convert(spec, arg.slice(eq + 1), typed, secrets));
       continue;
     }
     let raw: string;
@@ -142,7 +155,7 @@ export function parseArgs(argv: readonly string[], specs: readonly FlagSpec[], c
       raw = next;
       i++;
     }
-    flags.set(name, convert(spec, raw, typed));
+    flags.set(name, convert(spec, raw, typed, secrets));
   }
   return { flags, positionals, written };
 }

@@ -1,15 +1,17 @@
 /**
  * The flags every sending command shares, and the library client they build:
  * the write key from `--write-key`, `TALLY_WRITE_KEY` or `SEGMENT_WRITE_KEY`
- * (never printed), the host from `--host` or `TALLY_HOST`, and `--dry-run`'s
- * transport that prints each request body instead of sending it.
+ * (never printed: every line goes out through the cleaning of cli/io.ts), the
+ * host from `--host` or `TALLY_HOST`, and `--dry-run`'s transport that prints
+ * each request body instead of sending it.
  *
  * @module
  */
 import { Analytics, type AnalyticsOptions, type FetchFn, type Logger } from "../mod.ts";
 import { type FlagSpec, type Parsed, UsageError } from "./args.ts";
+import { jsonLine } from "./escape.ts";
 import type { Io } from "./io.ts";
-import { redact, REDACTED } from "../lib/redact.ts";
+import { REDACTED } from "../lib/redact.ts";
 
 /** Flags of every command that sends. */
 export const COMMON_FLAGS: readonly FlagSpec[] = [
@@ -56,6 +58,11 @@ export interface Client {
   debug: boolean;
   /** Request bodies printed by `--dry-run`. */
   printed: { bodies: number; bytes: number };
+  /**
+   * Gives what is queued or in flight one request timeout (`--timeout`), not the retries, and refuses new calls: for
+   * a command that was stopped (a signal, its output lost). Await `analytics.close()` for the outcome.
+   */
+  closeSoon(): void;
 }
 
 /** The library's default request timeout, in seconds. */
@@ -104,11 +111,6 @@ export function optionsToFlags(message: string, parsed: Parsed): string {
   });
 }
 
-/** The library's redaction: the key in each form it takes, without eating ordinary words equal to a short key. */
-function redactor(key: string | undefined): (text: string) => string {
-  return (text) => redact(text, key);
-}
-
 const OK = '{"success":true}';
 
 /** A transport that prints each request body (decompressed, write key replaced) and answers 200. */
@@ -124,7 +126,8 @@ function printingFetch(io: Io, printed: Client["printed"]): FetchFn {
     }
     const body = JSON.parse(new TextDecoder().decode(bytes));
     if ("writeKey" in body) body.writeKey = REDACTED;
-    const line = JSON.stringify(body) + "\n";
+    // The rest of the body goes through io.out's redaction: a key typed as an event name, a user id, ...
+    const line = jsonLine(body) + "\n";
     printed.bodies++;
     printed.bytes += bytes.byteLength;
     await io.out(line);
@@ -151,9 +154,9 @@ export function makeClient(
     );
   }
   const host = (f.get("host") as string | undefined) ?? nonEmpty(io.env.TALLY_HOST);
-  const redact = redactor(key);
+  // io.error redacts every key in effect (this one included) and escapes control characters.
   const say = (level: string) => (...args: unknown[]) =>
-    io.error(`${level}: ${redact(args.map(String).join(" ").replace(/^\[tally\] /, ""))}`);
+    io.error(`${level}: ${args.map(String).join(" ").replace(/^\[tally\] /, "")}`);
   const logger: Logger = { debug: say("debug"), info: say("info"), warn: say("warning"), error: say("error") };
   const printed = { bodies: 0, bytes: 0 };
   const retryDelay = f.get("retry-delay") as number | undefined;
@@ -174,18 +177,26 @@ export function makeClient(
   try {
     analytics = new Analytics(options);
   } catch (error) {
-    throw new UsageError(optionsToFlags((error as Error).message, parsed));
+    const message = (error as Error).message;
+    // The library quotes at most 40 characters of a bad host: a key in it could be cut past recognizing.
+    if (/^Cannot set host\b/.test(message) && host !== undefined && io.secrets.holds(host)) {
+      throw new UsageError(
+        `Cannot set --${parsed.written.get("host") ?? "host"}: expected an http: or https: URL; ` +
+          "the value given holds the write key, so it is not shown",
+      );
+    }
+    throw new UsageError(optionsToFlags(message, parsed));
   }
-  // Output lost (| head, >/dev/full): what is already queued or in flight gets one request timeout, not the
-  // retries (the default timeout when --timeout 0 lifted the limit).
-  const bound = (): void => void analytics.close({ timeout: (analytics.timeout || DEFAULT_TIMEOUT_S) * 1000 });
-  if (io.lost.aborted) bound();
-  else io.lost.addEventListener("abort", bound, { once: true });
+  // Stopped (a signal, output lost: | head, >/dev/full): what is already queued or in flight gets one request
+  // timeout, not the retries (the default timeout when --timeout 0 lifted the limit).
+  const closeSoon = (): void => void analytics.close({ timeout: (analytics.timeout || DEFAULT_TIMEOUT_S) * 1000 });
+  if (io.lost.aborted) closeSoon();
+  else io.lost.addEventListener("abort", closeSoon, { once: true });
   if (debug) {
     io.error(
       `debug: sending to ${analytics.host}${analytics.path} with the write key from ${source}` +
         (dryRun ? " (dry run: nothing is sent)" : ""),
     );
   }
-  return { analytics, dryRun, json: f.get("json") === true, debug, printed };
+  return { analytics, dryRun, json: f.get("json") === true, debug, printed, closeSoon };
 }

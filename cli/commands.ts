@@ -9,6 +9,7 @@
 import { type DeliveryError, type MessageType, ValidationError } from "../mod.ts";
 import { flagHelp, type FlagSpec, parseArgs, UsageError } from "./args.ts";
 import { COMMON_FLAGS, makeClient } from "./client.ts";
+import { jsonLine } from "./escape.ts";
 import type { Io } from "./io.ts";
 
 /** The six call types, in the order help lists them. */
@@ -119,13 +120,14 @@ const toFlag = (field: string): string => `--${field.replace(/[A-Z]/g, (c) => `-
 
 /** Runs `tally <type> ...`; resolves to the exit code. */
 export async function runCall(type: MessageType, argv: readonly string[], io: Io): Promise<number> {
-  const parsed = parseArgs(argv, callFlags(type), type);
+  const parsed = parseArgs(argv, callFlags(type), type, io.secrets);
   if (parsed.flags.get("help") === true) {
-    await io.out(callHelp(type));
+    await io.outFixed(callHelp(type));
     return 0;
   }
   if (parsed.positionals.length > 0) {
-    throw new UsageError(`${type} takes flags only, got "${parsed.positionals[0]}" (see tally ${type} --help)`);
+    const extra = io.secrets.value(parsed.positionals[0]);
+    throw new UsageError(`${type} takes flags only, got "${extra}" (see tally ${type} --help)`);
   }
   const f = parsed.flags;
   const params: Record<string, unknown> = {};
@@ -159,7 +161,7 @@ export async function runCall(type: MessageType, argv: readonly string[], io: Io
     if (error !== undefined) {
       Object.assign(result, { reason: error.reason, status: error.status, error: error.message });
     }
-    await io.out(JSON.stringify(result) + "\n");
+    await io.out(jsonLine(result) + "\n");
   } else if (error === undefined) {
     await io.out(messageId + "\n");
   }

@@ -4,6 +4,13 @@
  * them, so a large `--dry-run` piped into a slow reader keeps memory flat,
  * and the last line is out before the process exits.
  *
+ * Whatever may hold input (a result, a diagnostic) is cleaned on the way
+ * out: every write key in effect redacted ({@linkcode Secrets}), and in a
+ * diagnostic every control character escaped (cli/escape.ts). Tally's fixed
+ * text (help, the version, a summary's counts) holds no input and is written
+ * as it is: cleaning it could only redact ordinary words or numbers equal to
+ * a short key, which would give the key away.
+ *
  * When a stream can take no more, because its reader went away (`| head`,
  * `| true`: EPIPE) or a write failed (`>/dev/full`), every write pending on
  * it resolves at once, later ones are dropped, and {@linkcode Io.lost} is
@@ -16,8 +23,11 @@
  * @module
  */
 import process from "node:process";
+import { escapeControls } from "./escape.ts";
+import { Secrets } from "./secrets.ts";
 
-interface Writable {
+/** The part of a Node-style writable stream tally uses. */
+export interface Writable {
   write(chunk: string, callback?: (error?: Error | null) => void): boolean;
   on(event: "error", listener: (error: Error) => void): unknown;
   isTTY?: boolean;
@@ -25,10 +35,18 @@ interface Writable {
 
 /** The streams a command talks to; tests and the bench use the process's own. */
 export interface Io {
-  /** Writes to stdout, resolving once the stream can take more (at once when stdout is lost). */
+  /** Writes a result to stdout, the write keys redacted; resolves once the stream can take more (at once when stdout is lost). */
   out(text: string): Promise<void>;
-  /** Writes one diagnostic line to stderr, prefixed `tally: `. */
+  /** Writes tally's own fixed text (help, the version, counts) to stdout as it is. */
+  outFixed(text: string): Promise<void>;
+  /** Writes one diagnostic line to stderr, prefixed `tally: `, cleaned as {@linkcode Io.clean} does. */
   error(line: string): void;
+  /** Writes one line of tally's own fixed text (counts, a notice) to stderr, prefixed `tally: `, as it is. */
+  errorFixed(line: string): void;
+  /** `line` as a diagnostic shows it: the write keys redacted, control characters escaped. */
+  clean(line: string): string;
+  /** The write keys in effect, which nothing written may show; `main` sets them from its arguments. */
+  secrets: Secrets;
   /** Writes raw text to stderr (the progress bar). */
   errRaw(text: string): void;
   /** Whether stderr is a terminal. */
@@ -144,6 +162,11 @@ class Channel {
 
 /** The process's stdout and stderr. */
 export function processIo(): Io {
+  return streamIo(process.stdout as unknown as Writable, process.stderr as unknown as Writable, process.env);
+}
+
+/** Tally's streams over any two writable streams (the process's own, or a test's). */
+export function streamIo(out: Writable, err: Writable, env: Record<string, string | undefined>): Io {
   const lost = new AbortController();
   let first = true;
   const onLost = (name: string) => (error: Error): void => {
@@ -156,17 +179,22 @@ export function processIo(): Io {
     // A write may fail inside a library call (a dry run's batch going out): the command hears of it after that call.
     queueMicrotask(() => lost.abort(error));
   };
-  const stdout = new Channel(process.stdout as unknown as Writable, onLost("stdout"));
-  const stderr = new Channel(process.stderr as unknown as Writable, onLost("stderr"));
+  const stdout = new Channel(out, onLost("stdout"));
+  const stderr = new Channel(err, onLost("stderr"));
   const io: Io = {
-    out: (text) => stdout.write(text),
-    error(line) {
+    out: (text) => stdout.write(io.secrets.text(text)),
+    outFixed: (text) => stdout.write(text),
+    error: (line) => io.errorFixed(io.clean(line)),
+    errorFixed(line) {
       io.beforeError?.();
       void stderr.write(`tally: ${line}\n`);
     },
+    // Redacted first: an escaped key would no longer be found in the form the library's redaction knows.
+    clean: (line) => escapeControls(io.secrets.text(line)),
+    secrets: Secrets.none,
     errRaw: (text) => void stderr.write(text),
-    errIsTTY: (process.stderr as { isTTY?: boolean }).isTTY === true,
-    env: process.env,
+    errIsTTY: err.isTTY === true,
+    env,
     settle: async () => {
       await stdout.write("", true);
       await stderr.write("", true);

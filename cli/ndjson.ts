@@ -4,6 +4,12 @@
  * message per line, blank lines skipped) or a JSON array of messages, told
  * apart by the input's first character (`[` means an array).
  *
+ * Input that is not valid UTF-8 is not silently repaired: the line (or
+ * array element) that holds invalid bytes is reported as such. Each chunk is
+ * decoded with a fatal decoder, which costs the common, valid chunk nothing
+ * more; only a chunk it refuses is decoded again byte by byte, with a mark
+ * where the invalid bytes were, and only then are lines looked at for it.
+ *
  * @module
  */
 
@@ -29,6 +35,74 @@ const CLOSE_BRACKET = 93;
 
 const isSpace = (c: number): boolean => c === 32 || c === NL || c === CR || c === 9 || c === 0xfeff;
 
+/** Stands where invalid bytes were: a lone surrogate, which decoding valid UTF-8 never yields. */
+const INVALID = "\udfff";
+const EMPTY = new Uint8Array(0);
+
+/**
+ * The length of `bytes` without the multibyte sequence cut short at its end
+ * (at most three bytes), which the next chunk completes.
+ */
+function wholeLength(bytes: Uint8Array): number {
+  const n = bytes.length;
+  let lead = n - 1;
+  while (lead >= 0 && n - lead <= 3 && (bytes[lead] & 0xc0) === 0x80) lead--;
+  if (lead < 0) return n;
+  const c = bytes[lead];
+  const needs = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xc2 && c <= 0xdf ? 2 : 1;
+  return n - lead < needs ? lead : n;
+}
+
+/** The length of the valid UTF-8 sequence that starts at `i` (a byte >= 0x80), or 0 if it is not one. */
+function sequenceAt(bytes: Uint8Array, i: number): number {
+  const c = bytes[i];
+  let length: number;
+  let low = 0x80;
+  let high = 0xbf;
+  if (c >= 0xc2 && c <= 0xdf) length = 2;
+  else if (c >= 0xe0 && c <= 0xef) {
+    length = 3;
+    if (c === 0xe0) low = 0xa0; // overlong
+    if (c === 0xed) high = 0x9f; // a surrogate
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    length = 4;
+    if (c === 0xf0) low = 0x90; // overlong
+    if (c === 0xf4) high = 0x8f; // past U+10FFFF
+  } else return 0;
+  if (i + length > bytes.length || bytes[i + 1] < low || bytes[i + 1] > high) return 0;
+  for (let k = 2; k < length; k++) if ((bytes[i + k] & 0xc0) !== 0x80) return 0;
+  return length;
+}
+
+/** `bytes` decoded, each invalid byte as {@linkcode INVALID}: the slow path, for a chunk that is not valid UTF-8. */
+function decodeMarked(bytes: Uint8Array, decoder: TextDecoder): string {
+  const parts: string[] = [];
+  let run = 0;
+  for (let i = 0; i < bytes.length;) {
+    if (bytes[i] < 0x80) {
+      i++;
+      continue;
+    }
+    const length = sequenceAt(bytes, i);
+    if (length > 0) {
+      i += length;
+      continue;
+    }
+    if (run < i) parts.push(decoder.decode(bytes.subarray(run, i)));
+    parts.push(INVALID);
+    run = ++i;
+  }
+  if (run < bytes.length) parts.push(decoder.decode(bytes.subarray(run)));
+  return parts.join("");
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
 const tooLong = (what: string): string =>
   `the ${what} is over ${MAX_ITEM_CHARS / 1024 / 1024} MB (a message may be at most 32 KB)`;
 
@@ -37,7 +111,12 @@ const tooLong = (what: string): string =>
  * `end()` the rest. Line numbers count from 1.
  */
 export class ItemReader {
-  readonly #decoder = new TextDecoder();
+  // ignoreBOM: each chunk is decoded on its own, so a BOM is dropped as leading space instead (isSpace).
+  readonly #decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  /** The start of a multibyte sequence that the last chunk cut short. */
+  #carry: Uint8Array | undefined;
+  /** Whether the input had invalid bytes: lines and elements are checked for the mark only then. */
+  #invalid = false;
   #mode: "start" | "lines" | "array" | "after" = "start";
   #line = 1;
   #rest = "";
@@ -61,12 +140,12 @@ export class ItemReader {
 
   /** Parses `chunk`, returning the items it completes. */
   push(chunk: Uint8Array): Item[] {
-    return this.#feed(this.#decoder.decode(chunk, { stream: true }));
+    return this.#feed(this.#decode(chunk, false));
   }
 
   /** Parses what is left at the end of the input. */
   end(): Item[] {
-    const out = this.#feed(this.#decoder.decode());
+    const out = this.#feed(this.#decode(EMPTY, true));
     if (this.#mode === "lines") {
       if (this.#skipping) out.push({ line: this.#line, error: tooLong("line") });
       else this.#emitLine(this.#rest, out);
@@ -76,6 +155,26 @@ export class ItemReader {
       out.push({ line: this.#line, error: "the JSON array is not closed (no ] at the end)" });
     }
     return out;
+  }
+
+  /** `chunk` as text, after what the last one cut short; at the `last` chunk, a sequence cut short is invalid. */
+  #decode(chunk: Uint8Array, last: boolean): string {
+    let bytes = chunk;
+    if (this.#carry !== undefined) {
+      bytes = concat(this.#carry, chunk);
+      this.#carry = undefined;
+    }
+    const whole = last ? bytes.length : wholeLength(bytes);
+    if (whole < bytes.length) {
+      this.#carry = bytes.slice(whole);
+      bytes = bytes.subarray(0, whole);
+    }
+    try {
+      return this.#decoder.decode(bytes);
+    } catch {
+      this.#invalid = true;
+      return decodeMarked(bytes, new TextDecoder("utf-8", { ignoreBOM: true }));
+    }
   }
 
   #feed(text: string): Item[] {
@@ -106,7 +205,8 @@ export class ItemReader {
     if (text.length > 0 && text.charCodeAt(text.length - 1) === CR) text = text.slice(0, -1);
     // Blank lines are skipped; only they are checked with trim(), the common case stays one comparison.
     if (text.length === 0 || (isSpace(text.charCodeAt(0)) && text.trim() === "")) return;
-    out.push({ line: this.#line, text });
+    if (this.#invalid && text.includes(INVALID)) out.push({ line: this.#line, error: "the line is not valid UTF-8" });
+    else out.push({ line: this.#line, text });
   }
 
   #lines(chunk: string, out: Item[]): void {
@@ -141,7 +241,10 @@ export class ItemReader {
       out.push({ line: this.#itemLine, error: tooLong("array element") });
     } else {
       this.#itemParts.push(tail);
-      out.push({ line: this.#itemLine, text: this.#itemParts.join("").trim() });
+      const text = this.#itemParts.join("").trim();
+      if (this.#invalid && text.includes(INVALID)) {
+        out.push({ line: this.#itemLine, error: "the array element is not valid UTF-8" });
+      } else out.push({ line: this.#itemLine, text });
     }
     this.#itemParts = [];
     this.#itemChars = 0;

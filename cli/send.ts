@@ -16,9 +16,12 @@
  * Memory stays flat however long the input: a chunk is read only when the
  * library's queue has room (checked through `stats().queued`).
  *
- * When stdout or stderr is lost (`| head`, `>/dev/full`), reading stops
- * (as on Ctrl-C), what is queued gets one request timeout, and the exit
- * code says the command was cut short (141 for a reader that went away).
+ * Ctrl-C (SIGINT) and SIGTERM stop the reading at once, even while stdin
+ * is open and idle; what is queued or in flight gets one request timeout,
+ * the summary is printed, and tally exits 130 or 143 (a second signal quits
+ * at once). When stdout or stderr is lost (`| head`, `>/dev/full`), reading
+ * stops the same way, and the exit code says the command was cut short (141
+ * for a reader that went away).
  *
  * @module
  */
@@ -27,10 +30,13 @@ import process from "node:process";
 import { type DeliveryError, type MessageType, ValidationError } from "../mod.ts";
 import { flagHelp, type FlagSpec, parseArgs, UsageError } from "./args.ts";
 import { COMMON_FLAGS, makeClient } from "./client.ts";
+import { jsonLine } from "./escape.ts";
 import { decoded, GzipError } from "./input.ts";
 import { EXIT_READER_GONE, type Io, lostExitCode } from "./io.ts";
+import { whyNotJson } from "./json_error.ts";
 import { type Item, ItemReader } from "./ndjson.ts";
 import { bytes, Progress, thousands } from "./progress.ts";
+import type { Secrets } from "./secrets.ts";
 
 /** The flags `tally send` accepts. */
 export const SEND_FLAGS: readonly FlagSpec[] = [
@@ -57,12 +63,18 @@ Each line (or array element) is one message in Segment's own shape:
 Fields: type, userId, anonymousId, event, properties, traits, name, category, groupId, previousId,
 context, integrations, timestamp, messageId (as the type takes them). Fields Segment sets itself
 (sentAt, receivedAt, originalTimestamp, version, channel, projectId, writeKey, _metadata) are ignored;
-any other field makes the message invalid. A line of tally serve's NDJSON file
-({"id","receivedAt","status","reasons","message"}) is read as its message: captures replay as they are.
+any other field makes the message invalid, __proto__, constructor and prototype included (inside
+properties, traits, context and integrations they are ordinary keys, sent as they are). A line of
+tally serve's NDJSON file ({"id","receivedAt","status","reasons","message"}) is read as its message:
+captures replay as they are.
 Gzip input (a .gz file, or gzip on stdin) is decompressed as it is read.
 
 Every message is validated before it is queued; each bad one is reported on stderr as FILE:LINE: why
-and skipped. To check a whole input before sending anything: tally send --dry-run FILE >/dev/null
+and skipped, a line that is not valid UTF-8 included. To check a whole input before sending anything:
+tally send --dry-run FILE >/dev/null
+
+Ctrl-C or SIGTERM stops the reading (even while stdin waits for input): what is queued or in flight
+gets one request timeout (--timeout), the summary is printed; a second signal quits at once.
 
 Examples:
   tally send events.ndjson
@@ -74,7 +86,8 @@ ${flagHelp(SEND_FLAGS)}
 
 Exit codes: 0 all delivered; 1 some not delivered; 2 usage error, an unreadable input or an invalid
 message (2 wins over 1: with both invalid and undelivered messages, tally exits 2; the summary counts
-each); 130 stopped by Ctrl-C; 141 stopped because the reader of its output went away (| head).
+each); 130 stopped by Ctrl-C (SIGINT); 143 stopped by SIGTERM; 141 stopped because the reader of its
+output went away (| head).
 `;
 }
 
@@ -148,7 +161,7 @@ function checkShape(value: unknown): MessageType | string {
   if (fields === undefined) return `type must be one of ${TYPES}, got ${JSON.stringify(type)}`;
   for (const key in value) {
     if (!fields.allowed.has(key)) {
-      return `unknown field "${key}" for ${
+      return `unknown field ${JSON.stringify(key)} for ${
         type === "identify" || type === "alias" ? "an" : "a"
       } ${type} (it takes ${fields.list})`;
     }
@@ -158,29 +171,31 @@ function checkShape(value: unknown): MessageType | string {
 
 /** One input: a file, or stdin. */
 interface Source {
+  /** The path as messages show it (`[write key]` for a path that is a write key), or "stdin". */
   name: string;
   path: string | undefined;
   size: number | undefined;
 }
 
-function sources(paths: string[]): Source[] {
+function sources(paths: string[], secrets: Secrets): Source[] {
   if (paths.length === 0) paths = ["-"];
   if (paths.filter((p) => p === "-").length > 1) throw new UsageError("stdin (-) can be read only once");
   return paths.map((path) => {
     if (path === "-") return { name: "stdin", path: undefined, size: undefined };
+    const name = secrets.value(path);
     let size: number;
     try {
       const stat = statSync(path);
-      if (stat.isDirectory()) throw new UsageError(`cannot read ${path}: it is a directory`);
+      if (stat.isDirectory()) throw new UsageError(`cannot read ${name}: it is a directory`);
       size = stat.size;
     } catch (error) {
       if (error instanceof UsageError) throw error;
       const code = (error as { code?: string }).code;
       throw new UsageError(
-        `cannot read ${path}: ${code === "ENOENT" ? "no such file" : code ?? (error as Error).message}`,
+        `cannot read ${name}: ${code === "ENOENT" ? "no such file" : code ?? (error as Error).message}`,
       );
     }
-    return { name: path, path, size };
+    return { name, path, size };
   });
 }
 
@@ -212,18 +227,18 @@ export interface Summary {
   read: number;
   /** True with --dry-run: nothing was sent. */
   dryRun: boolean;
-  /** True when --strict stopped at an invalid message, or Ctrl-C stopped the reading. */
+  /** True when the reading stopped early: --strict at an invalid message, a signal, output lost. */
   stopped: boolean;
 }
 
 /** Runs `tally send ...`; resolves to the exit code. */
 export async function runSend(argv: readonly string[], io: Io): Promise<number> {
-  const parsed = parseArgs(argv, SEND_FLAGS, "send");
+  const parsed = parseArgs(argv, SEND_FLAGS, "send", io.secrets);
   if (parsed.flags.get("help") === true) {
-    await io.out(sendHelp());
+    await io.outFixed(sendHelp());
     return 0;
   }
-  const inputs = sources(parsed.positionals);
+  const inputs = sources(parsed.positionals, io.secrets);
   const strict = parsed.flags.get("strict") === true;
   let failureLines = 0;
   let failedReported = 0;
@@ -233,7 +248,7 @@ export async function runSend(argv: readonly string[], io: Io): Promise<number> 
     onError(error: DeliveryError, messages) {
       failedReported += messages.length;
       if (failureLines < MAX_FAILURE_LINES) io.error(`${error.message} (reason: ${error.reason})`);
-      else if (failureLines === MAX_FAILURE_LINES) io.error("more delivery failures: only counted in the summary");
+      else if (failureLines === MAX_FAILURE_LINES) io.errorFixed("more delivery failures: only counted in the summary");
       failureLines++;
     },
   });
@@ -246,14 +261,26 @@ export async function runSend(argv: readonly string[], io: Io): Promise<number> 
     ? new Progress(io, () => ({ ...counts, delivered: client.dryRun ? 0 : analytics.stats().delivered }), total)
     : undefined;
 
-  let stopped = false; // by --strict or Ctrl-C
-  let interrupted = false;
-  const onSigint = () => {
-    if (interrupted) process.exit(130);
-    interrupted = stopped = true;
-    io.error("interrupted: sending what is queued (Ctrl-C again to quit now)");
+  let stopped = false; // by --strict, a signal, or output lost
+  // Ends a read that waits on input (an idle stdin) at once: a signal or lost output must not wait for more input.
+  const halt = new AbortController();
+  let signalled: "SIGINT" | "SIGTERM" | undefined;
+  const exitCodeOf = (signal: "SIGINT" | "SIGTERM"): number => (signal === "SIGINT" ? 130 : 143);
+  const onSignal = (signal: "SIGINT" | "SIGTERM"): void => {
+    if (signalled !== undefined) process.exit(exitCodeOf(signal));
+    signalled = signal;
+    stopped = true;
+    halt.abort();
+    const again = signal === "SIGINT" ? "Ctrl-C again" : "SIGTERM again";
+    io.errorFixed(
+      `${signal === "SIGINT" ? "interrupted" : "terminated"}: sending what is queued (${again} to quit now)`,
+    );
+    client.closeSoon();
   };
+  const onSigint = (): void => onSignal("SIGINT");
+  const onSigterm = (): void => onSignal("SIGTERM");
   process.on("SIGINT", onSigint);
+  process.on("SIGTERM", onSigterm);
 
   const invalid = (source: Source, line: number, why: string): void => {
     counts.invalid++;
@@ -267,8 +294,10 @@ export async function runSend(argv: readonly string[], io: Io): Promise<number> 
     let value: unknown;
     try {
       value = unwrapCaptured(JSON.parse(item.text));
-    } catch (error) {
-      return invalid(source, item.line, `not valid JSON (${(error as Error).message})`);
+    } catch {
+      // In tally's words: the runtime's message would quote a piece of the line.
+      const why = whyNotJson(item.text);
+      return invalid(source, item.line, `not valid JSON${why === undefined ? "" : ` (${why})`}`);
     }
     const type = checkShape(value);
     if (!FIELDS.has(type)) return invalid(source, item.line, type);
@@ -286,8 +315,10 @@ export async function runSend(argv: readonly string[], io: Io): Promise<number> 
   const onLost = (): void => {
     if (!reading) return;
     cutShort = stopped = true;
+    halt.abort();
   };
   io.lost.addEventListener("abort", onLost, { once: true });
+  if (io.lost.aborted) onLost();
 
   let readError: string | undefined;
   try {
@@ -295,7 +326,7 @@ export async function runSend(argv: readonly string[], io: Io): Promise<number> 
       if (stopped) break;
       const reader = new ItemReader();
       if (source.path === undefined && (process.stdin as { isTTY?: boolean }).isTTY) {
-        io.error("reading messages from stdin, one JSON object per line (Ctrl-D to end)");
+        io.errorFixed("reading messages from stdin, one JSON object per line (Ctrl-D to end)");
       }
       const stream = source.path === undefined
         ? process.stdin
@@ -305,7 +336,7 @@ export async function runSend(argv: readonly string[], io: Io): Promise<number> 
         const chunks = decoded(
           stream as AsyncIterable<Uint8Array<ArrayBuffer>>,
           (n) => void (counts.bytesRead += n),
-          io.lost,
+          halt.signal,
         );
         for await (const chunk of chunks) {
           for (const item of reader.push(chunk)) {
@@ -325,8 +356,8 @@ export async function runSend(argv: readonly string[], io: Io): Promise<number> 
         if (!stopped) { for (const item of reader.end()) if (!stopped) handle(source, item); }
       } catch (error) {
         if (error instanceof ValidationError || error instanceof UsageError) throw error;
-        // The input ended by us (output lost) is no error of the input's.
-        if (cutShort) break;
+        // The input ended by us (a signal, output lost) is no error of the input's.
+        if (cutShort || signalled !== undefined) break;
         const code = error instanceof GzipError ? undefined : (error as { code?: string }).code;
         readError = `cannot read ${source.name}: ${code ?? (error as Error).message}`;
         io.error(readError);
@@ -341,6 +372,7 @@ export async function runSend(argv: readonly string[], io: Io): Promise<number> 
     io.lost.removeEventListener("abort", onLost);
     await analytics.close();
     process.off("SIGINT", onSigint);
+    process.off("SIGTERM", onSigterm);
     progress?.stop();
   }
 
@@ -356,7 +388,8 @@ export async function runSend(argv: readonly string[], io: Io): Promise<number> 
     dryRun: client.dryRun,
     stopped,
   };
-  if (client.json) await io.out(JSON.stringify(summary) + "\n");
+  // Counts only, tally's own words: written as they are (redacting would only hide numbers equal to a short key).
+  if (client.json) await io.outFixed(jsonLine(summary) + "\n");
   else {
     const valid = counts.messages - counts.invalid;
     const head = client.dryRun
@@ -370,9 +403,9 @@ export async function runSend(argv: readonly string[], io: Io): Promise<number> 
       summary.invalid > 0 ? `${thousands(summary.invalid)} invalid` : "",
       stopped ? "stopped early" : "",
     ].filter((s) => s !== "").join(", ");
-    io.error(`${head}${tail ? `; ${tail}` : ""} in ${summary.seconds.toFixed(1)} s`);
+    io.errorFixed(`${head}${tail ? `; ${tail}` : ""} in ${summary.seconds.toFixed(1)} s`);
   }
-  if (interrupted) return 130;
+  if (signalled !== undefined) return exitCodeOf(signalled);
   if (cutShort) return lostExitCode(io) ?? EXIT_READER_GONE;
   // Invalid input wins over undelivered messages: the input needs fixing before a rerun can succeed.
   if (summary.invalid > 0 || readError !== undefined) return 2;
