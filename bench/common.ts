@@ -231,7 +231,8 @@ export type DriverResult =
   | { phase: "calls"; result: CallsResult }
   | { phase: "delivery"; result: DeliveryResult }
   | { phase: "memory"; result: MemoryResult }
-  | { phase: "peers"; result: PeersResult };
+  | { phase: "peers"; result: PeersResult }
+  | { phase: "profile"; result: DeliveryRun[] };
 
 /** The median of a list of numbers. */
 export function median(values: number[]): number {

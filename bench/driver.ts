@@ -15,6 +15,9 @@
  * - `peers <peers dir>` (Node): Tally and each peer of bench/clients.ts,
  *   burst and paced, interleaved with both floors in one process, round
  *   after round; and each client's bytes on the wire, gzip off and on.
+ * - `profile [burst|paced|floor]`: five of Tally's delivery runs (or of the
+ *   fetch floor) after a warm-up, and nothing else, to run under
+ *   `--cpu-prof` (see bench/profile.ts).
  *
  * Runs unchanged on Deno and Bun, and on Node once bundled by `bun build`.
  *
@@ -455,11 +458,25 @@ async function memory(url: string, subject: MemorySubject, dir: string | undefin
   return result;
 }
 
+/** Five timed runs of one kind and nothing else, for a CPU profile. */
+async function profile(url: string, kind: string): Promise<DeliveryRun[]> {
+  const pool = inputs();
+  const run = (count: number) =>
+    kind === "floor" ? fetchFloor(url, pool, count) : clientBurst(tallyClient(url), pool, count, kind === "paced");
+  await run(Math.max(1, Math.floor(BURST / 5))).then((o) => o.after?.());
+  const runs: DeliveryRun[] = [];
+  for (let i = 0; i < 5; i++) {
+    runs.push(await timed(url, () => run(BURST)));
+    log(`profile ${kind} ${i + 1}/5: ${brief(runs[runs.length - 1])}`);
+  }
+  return runs;
+}
+
 async function main(): Promise<void> {
   const [phase, url, ...rest] = process.argv.slice(2);
   if (!url?.startsWith("http://127.0.0.1:")) {
     throw new Error(
-      "usage: driver <calls|delivery|memory|peers> http://127.0.0.1:PORT [library|hold|fetch|<peer>] [peers dir]",
+      "usage: driver <calls|delivery|memory|peers|profile> http://127.0.0.1:PORT [library|hold|fetch|<peer>|burst|paced|floor] [peers dir]",
     );
   }
   const subjects: string[] = ["library", "hold", "fetch", ...PEERS];
@@ -467,6 +484,7 @@ async function main(): Promise<void> {
   if (phase === "calls") output = { phase, result: await calls(url) };
   else if (phase === "delivery") output = { phase, result: await delivery(url) };
   else if (phase === "peers" && rest[0]) output = { phase, result: await peers(url, rest[0]) };
+  else if (phase === "profile") output = { phase, result: await profile(url, rest[0] ?? "burst") };
   else if (phase === "memory" && subjects.includes(rest[0] ?? "library")) {
     output = { phase, result: await memory(url, (rest[0] ?? "library") as MemorySubject, rest[1]) };
   } else throw new Error(`unknown phase ${phase} ${rest.join(" ")}`);
