@@ -60,17 +60,38 @@ function faultSchedule(seed: number): (n: number) => ProxyFault {
 interface Proxy {
   url: string;
   counts: Record<ProxyFault, number>;
-  /** Requests that arrived while a 429's Retry-After should have paused the whole client. */
-  earlyArrivals: string[];
   stop(): Promise<void>;
 }
 
+/** Slack at each end of a pause, for the microtasks between reading a 429 and pausing. */
+const PAUSE_GRACE_MS = 100;
+
 /**
- * Slack around a pause: the proxy runs on the test's event loop, beside the
- * client, so an arrival is seen a little late, and requests sent before the
- * client read the 429 may still arrive just after it.
+ * Watches the client's own events: once it has read a 429 with
+ * `Retry-After` (seconds or an HTTP date), it must send nothing until that
+ * time has passed. Returns the requests it sent too early.
  */
-const PAUSE_GRACE_MS = 250;
+function watchPauses(analytics: Analytics): string[] {
+  const pauses: { from: number; until: number; header: string }[] = [];
+  const early: string[] = [];
+  analytics.on("http_response", (response) => {
+    const header = response.headers["retry-after"];
+    if (response.status !== 429 || header === undefined) return;
+    const now = Date.now();
+    const until = /^\d+$/.test(header) ? now + Number(header) * 1000 : Date.parse(header);
+    if (Number.isFinite(until)) pauses.push({ from: now, until, header });
+    else early.push(`the test could not read Retry-After: ${header}`);
+  });
+  analytics.on("http_request", () => {
+    const now = Date.now();
+    for (const p of pauses) {
+      if (now > p.from + PAUSE_GRACE_MS && now < p.until - PAUSE_GRACE_MS) {
+        early.push(`a request ${now - p.from} ms into a ${p.until - p.from} ms pause (Retry-After: ${p.header})`);
+      }
+    }
+  });
+  return early;
+}
 
 /** Ids in a batch body as the client sent it (gzip or not). */
 function batchIds(req: IncomingMessage, body: Buffer): string[] {
@@ -85,20 +106,12 @@ async function startProxy(target: string, seed: number, ledger: Ledger): Promise
   const schedule = faultSchedule(seed);
   const counts: Record<ProxyFault, number> = { pass: 0, "503": 0, "429-seconds": 0, "429-date": 0, "lost-ack": 0 };
   let n = 0;
-  const pauses: { from: number; until: number; kind: ProxyFault }[] = [];
-  const earlyArrivals: string[] = [];
   const reply = (res: ServerResponse, status: number, headers: Record<string, string>, body: string) => {
     if (res.destroyed) return;
     res.writeHead(status, { "content-type": "application/json", ...headers });
     res.end(body);
   };
   const server = createServer((req, res) => {
-    const arrived = Date.now();
-    for (const pause of pauses) {
-      if (arrived > pause.from + PAUSE_GRACE_MS && arrived < pause.until - PAUSE_GRACE_MS) {
-        earlyArrivals.push(`${arrived - pause.from} ms into a ${pause.until - pause.from} ms ${pause.kind} pause`);
-      }
-    }
     const chunks: Buffer[] = [];
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
     req.on("end", async () => {
@@ -107,15 +120,10 @@ async function startProxy(target: string, seed: number, ledger: Ledger): Promise
       counts[fault]++;
       const failure = JSON.stringify({ success: false, error: `injected by the test proxy: ${fault}` });
       if (fault === "503") return reply(res, 503, {}, failure);
-      if (fault === "429-seconds") {
-        pauses.push({ from: Date.now(), until: Date.now() + 1000, kind: fault });
-        return reply(res, 429, { "retry-after": "1" }, failure);
-      }
+      if (fault === "429-seconds") return reply(res, 429, { "retry-after": "1" }, failure);
       if (fault === "429-date") {
         // HTTP dates have whole seconds: the pause ends 0.5 to 1.5 s from now.
-        const until = Math.floor((Date.now() + 1500) / 1000) * 1000;
-        pauses.push({ from: Date.now(), until, kind: fault });
-        return reply(res, 429, { "retry-after": new Date(until).toUTCString() }, failure);
+        return reply(res, 429, { "retry-after": new Date(Date.now() + 1500).toUTCString() }, failure);
       }
       let answer: Response;
       try {
@@ -150,7 +158,6 @@ async function startProxy(target: string, seed: number, ledger: Ledger): Promise
   return {
     url: `http://127.0.0.1:${port}`,
     counts,
-    earlyArrivals,
     stop: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -196,6 +203,7 @@ test(
       maxRetries: 10,
       onError: ledger.onError,
     });
+    const early = watchPauses(analytics);
     const started = performance.now();
     try {
       // Paced in chunks, as a server handling requests sends: calls and deliveries interleave.
@@ -240,7 +248,7 @@ test(
       for (const kind of ["503", "429-seconds", "429-date", "lost-ack"] as const) {
         assert.ok(proxy.counts[kind] > 0, `the proxy injected no ${kind}`);
       }
-      assert.deepEqual(proxy.earlyArrivals, [], "a 429 with Retry-After pauses every batch until it has passed");
+      assert.deepEqual(early, [], "a 429 with Retry-After pauses every batch until it has passed");
       assert.ok(injected.failed > 0 && injected.dropped > 0, `the collector injected ${JSON.stringify(injected)}`);
       assert.ok(tally.lostAcks > 0, "some acknowledgements were lost after the collector stored the batch");
     } finally {
