@@ -196,6 +196,48 @@ test("control characters from input are escaped (\\u001b) in every diagnostic li
   assert.deepEqual([m.userId, m.event], ["u\x9b", "\x1b[5m\x7f"]);
 });
 
+test("tally serve's log escapes the control characters of what clients send", async () => {
+  const [bin, pre] = tally();
+  const server = spawn(bin, [...pre, "serve", "--port", "0", "--no-out"], {
+    cwd: ROOT,
+    env: baseEnv(),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const killer = setTimeout(() => server.kill("SIGKILL"), 15_000);
+  let output = "";
+  const exited = new Promise<void>((resolve) => server.on("close", () => resolve()));
+  const seen = (pattern: RegExp): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (!pattern.test(output)) return;
+        clearInterval(timer);
+        resolve();
+      };
+      const timer = setInterval(check, 20);
+      void exited.then(() => reject(new Error(`tally serve exited: ${output}`)));
+    });
+  server.stdout!.on("data", (chunk) => void (output += chunk));
+  server.stderr!.on("data", (chunk) => void (output += chunk));
+  try {
+    await seen(/Press Ctrl-C to stop/);
+    const url = /listening on (http:\/\/\S+)/.exec(output)![1];
+    const body = '{"batch":[{"type":"track","userId":"u\\u001b[31m","event":"\\u001b]0;owned\\u0007\\u009b"}]}';
+    const answer = await fetch(`${url}/v1/batch`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body,
+    });
+    await answer.body?.cancel();
+    await seen(/bad #1/);
+    assert.doesNotMatch(output, CONTROL, output);
+    assert.match(output, /bad #1 track "\\u001b\]0;owned\\u0007\\u009b" user u\\u001b\[31m/);
+  } finally {
+    clearTimeout(killer);
+    server.kill("SIGTERM");
+    await exited;
+  }
+});
+
 // ---- invalid UTF-8
 
 test("invalid UTF-8 in tally send's input is reported as file:line, not replaced; valid multibyte text arrives intact", async () => {
