@@ -103,20 +103,24 @@ function record<T = Properties>(action: MessageType, field: string, value: unkno
 
 const ISO = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}(?::?\d{2})?)?$/i;
 
+/** The ISO string of `date` in UTC, which must fall in the years 0000 to 9999 (past them it reads "+010000-..."). */
+function checkYear(action: string, date: Date): string {
+  const year = date.getUTCFullYear();
+  if (year < 0 || year > 9999) {
+    throw new ValidationError(
+      "timestamp",
+      `Cannot ${action}: timestamp is in the year ${year} (UTC), outside 0000 to 9999`,
+    );
+  }
+  return date.toISOString();
+}
+
 /** Converts a timestamp to a UTC ISO-8601 string with milliseconds, or explains why it cannot. */
 export function toTimestamp(action: string, value: unknown): string {
   if (value instanceof Date) {
     const time = value.getTime();
     if (Number.isNaN(time)) throw new ValidationError("timestamp", `Cannot ${action}: timestamp is an invalid Date`);
-    // ISO-8601 has four-digit years; past them toISOString writes "+275760-09-13T...", which no receiver reads.
-    const year = new Date(time).getUTCFullYear();
-    if (year < 0 || year > 9999) {
-      throw new ValidationError(
-        "timestamp",
-        `Cannot ${action}: timestamp is in the year ${year}, outside 0000 to 9999`,
-      );
-    }
-    return new Date(time).toISOString();
+    return checkYear(action, new Date(time));
   }
   if (typeof value !== "string") {
     const hint = typeof value === "number" ? " (for epoch milliseconds, pass new Date(ms))" : "";
@@ -162,7 +166,7 @@ export function toTimestamp(action: string, value: unknown): string {
   const date = new Date(0);
   date.setUTCFullYear(year, month - 1, day);
   date.setUTCHours(hour, minute - offset, second, millis);
-  return date.toISOString();
+  return checkYear(action, date);
 }
 
 function messageId(action: MessageType, value: unknown): string {

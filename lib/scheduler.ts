@@ -47,14 +47,18 @@ export class Stopper {
   }
 }
 
-/** Resolves after `ms`, or at once when `stopper` stops. */
+/**
+ * Resolves after `ms`, or at once when `stopper` stops. The timer is
+ * unref'd: a retry wait must not keep an ended program alive, so the
+ * program reaches its exit hook, which bounds what is left by `exitTimeout`.
+ */
 export function sleep(ms: number, stopper: Stopper): Promise<void> {
   if (stopper.stopped) return Promise.resolve();
   return new Promise((resolve) => {
-    const timer = setTimeout(() => {
+    const timer = unrefTimer(setTimeout(() => {
       off();
       resolve();
-    }, ms);
+    }, ms));
     const off = stopper.onStop(() => {
       clearTimeout(timer);
       resolve();

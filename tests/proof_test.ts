@@ -197,6 +197,9 @@ test("a timestamp past the year 9999 is refused, not sent as +275760-...", () =>
   assert.throws(() => analytics.track("u", "E", {}, { timestamp: new Date(8.64e15) }), /year 275760/);
   assert.throws(() => analytics.track("u", "E", {}, { timestamp: new Date(Date.UTC(10000, 0, 1)) }), ValidationError);
   assert.doesNotThrow(() => analytics.track("u", "E", {}, { timestamp: new Date(Date.UTC(9999, 11, 31)) }));
+  // An offset can carry a string across the edge too.
+  assert.throws(() => analytics.track("u", "E", {}, { timestamp: "9999-12-31T23:59:59.999-01:00" }), /year 10000/);
+  assert.throws(() => analytics.track("u", "E", {}, { timestamp: "0000-01-01T00:00:00+01:00" }), /year -1/);
 });
 
 // ---------------------------------------------------------------- middleware
