@@ -156,14 +156,16 @@ export async function runCall(type: MessageType, argv: readonly string[], io: Io
   const error = outcome as DeliveryError | undefined | null;
   if (client.dryRun) return 0;
   if (error === null) throw new Error(`the ${type} was neither delivered nor reported`);
+  // Cleaned field by field: the rest is tally's own words, which a short key must not eat ("type":"track").
+  const id = io.secrets.value(messageId);
   if (client.json) {
-    const result: Record<string, unknown> = { type, messageId, delivered: error === undefined };
+    const result: Record<string, unknown> = { type, messageId: id, delivered: error === undefined };
     if (error !== undefined) {
-      Object.assign(result, { reason: error.reason, status: error.status, error: error.message });
+      Object.assign(result, { reason: error.reason, status: error.status, error: io.secrets.text(error.message) });
     }
-    await io.out(jsonLine(result) + "\n");
+    await io.outFixed(jsonLine(result) + "\n");
   } else if (error === undefined) {
-    await io.out(messageId + "\n");
+    await io.outFixed(id + "\n");
   }
   if (error !== undefined) {
     io.error(`${error.message} (reason: ${error.reason})`);

@@ -58,13 +58,13 @@ export class Secrets {
     return text;
   }
 
-  /** A value the user typed, as a message may quote it: `[write key]` when it is a key. */
+  /** A value the user typed, as a message may quote it: `[write key]` when it is a key, else cleaned as {@linkcode text}. */
   value(value: string): string {
-    return this.#keys.includes(value) || this.#keys.includes(value.trim()) ? REDACTED : value;
+    return this.#keys.includes(value) || this.#keys.includes(value.trim()) ? REDACTED : this.text(value);
   }
 
   /** Whether `text` is a key or holds one: then a message that would quote a cut piece of it must not. */
   holds(text: string): boolean {
-    return this.value(text) !== text || this.text(text) !== text;
+    return this.value(text) !== text;
   }
 }

@@ -150,6 +150,24 @@ test("a short write key that is an ordinary word is hidden where it is the key, 
         assert.match(lines.at(-1)!, /^tally: sent 0 of 1 message \(\d+ B\); 1 failed, 1 invalid in /, show(sent));
         assert.doesNotMatch(sent.stderr, /\[write key\]/, show(sent));
       }
+      // --json's result: a message id that is the key is hidden; tally's own "type":"track" is not.
+      receiver.setDefault({ status: 200, body: '{"success":true}' });
+      const call = await run([
+        "track",
+        "--user-id",
+        "u",
+        "--event",
+        "E",
+        "--message-id",
+        "track",
+        "--host",
+        url,
+        "--json",
+      ], {
+        env: { TALLY_WRITE_KEY: "track" },
+      });
+      assert.equal(call.code, 0, show(call));
+      assert.deepEqual(JSON.parse(call.stdout), { type: "track", messageId: "[write key]", delivered: true });
     } finally {
       cleanup();
     }
