@@ -38,6 +38,7 @@ const rowTypes = (page: Page): Promise<string[]> => page.locator(`${ROW} td.type
 const shownJson = async (page: Page): Promise<Record<string, unknown>> =>
   JSON.parse(await page.locator(JSON_PANE).innerText());
 const focusedId = (page: Page): Promise<string | null> => page.evaluate("document.activeElement?.id ?? null");
+const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * playwright-core probes its host as it loads and launches: it looks for WSL
@@ -318,6 +319,107 @@ test("messages of an unknown type or none have their own counter, the counters a
   } finally {
     await browser?.close();
     undoProbes();
+    await collector.stop();
+  }
+});
+
+test("event fields cannot run script in the inspector, and a page on another site can neither read, post nor delete", async () => {
+  assert.ok(fs.existsSync(CHROMIUM), `Cannot run the inspector's browser test: ${CHROMIUM} is missing`);
+  const collector = await startCollector({ port: 0 });
+  // The other site: a page on http://evil.test (mapped to 127.0.0.1 inside the browser only) that tries each way a
+  // page can reach the collector without the user's say: a form, no-cors fetches, a DELETE, and the API by name.
+  const { createServer } = await import("node:http");
+  const target = collector.url;
+  const attack = `<!doctype html><meta charset="utf-8"><title>other site</title>
+<iframe name="sink"></iframe>
+<form id="f" method="POST" enctype="text/plain" action="${target}/v1/track" target="sink">
+<input name='{"type":"track","userId":"forged","messageId":"forged-form","event":"Forged","x":"' value='"}'></form>
+<script>
+window.results = {};
+const note = (name, p) => p.then((r) => { window.results[name] = "answered " + r.type + " " + r.status; },
+  (e) => { window.results[name] = "failed"; });
+note("post", fetch("${target}/v1/batch", { method: "POST", mode: "no-cors", headers: { "content-type": "text/plain" },
+  body: JSON.stringify({ batch: [{ type: "track", userId: "forged", messageId: "forged-fetch", event: "Forged" }] }) }));
+note("delete", fetch("${target}/api/events", { method: "DELETE" }));
+note("read", fetch("${target}/api/events"));
+const stream = new EventSource("${target}/api/stream");
+stream.onerror = () => { window.results.stream = "failed"; stream.close(); };
+stream.onmessage = () => { window.results.stream = "read"; };
+document.getElementById("f").submit();
+</script>`;
+  const evil = createServer((_req, res) => {
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    res.end(attack);
+  });
+  await new Promise<void>((resolve) => evil.listen(0, "127.0.0.1", resolve));
+  const evilPort = (evil.address() as { port: number }).port;
+  const undoProbes = answerRefusedProbes();
+  let browser: Browser | undefined;
+  try {
+    const markup = [
+      `<script>window.__injected = 1</script>`,
+      `<img src=x onerror="window.__injected = 2">`,
+      `"><svg onload="window.__injected = 3">`,
+    ];
+    await post(collector.url, "/v1/batch", {
+      batch: markup.map((text, i) => ({
+        type: "track",
+        messageId: `markup-${i}`,
+        userId: text,
+        event: text,
+        properties: { [text]: text, nested: { html: text } },
+        context: { page: { title: text } },
+      })),
+    });
+    const { chromium } = await import("playwright-core");
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ["--no-sandbox", "--host-resolver-rules=MAP evil.test 127.0.0.1"],
+    });
+    const page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
+    const problems: string[] = [];
+    page.on("pageerror", (error) => problems.push(String(error)));
+    page.on("dialog", (dialog) => void problems.push(`a dialog opened: ${dialog.message()}`));
+    await page.goto(`${collector.url}/`);
+    await page.waitForSelector('#conn[data-state="live"]', { timeout: 10_000 });
+    await rowsBecome(page, 3);
+    for (let i = 0; i < 3; i++) {
+      await page.locator(ROW).nth(i).click();
+      const shown = await shownJson(page);
+      assert.equal(shown.event, markup[2 - i], "the detail shows the markup as text");
+    }
+    assert.deepEqual(await page.locator(`${ROW} td.what`).allInnerTexts(), [...markup].reverse());
+    assert.equal(await page.locator("#rows img, #rows script, #rows svg, #detail img, #detail svg").count(), 0);
+    assert.equal(await page.evaluate("document.querySelectorAll('script').length"), 1, "only the page's own script");
+    assert.equal(await page.evaluate("window.__injected"), undefined, "no event field ran as script");
+
+    // The other site's page.
+    const other = await browser.newPage();
+    await other.goto(`http://evil.test:${evilPort}/`);
+    await other.waitForFunction("['post', 'delete', 'read', 'stream'].every((k) => k in window.results)", undefined, {
+      timeout: 10_000,
+    });
+    const results = await other.evaluate("window.results") as Record<string, string>;
+    assert.equal(results.delete, "failed", "the DELETE never left the browser: its preflight was refused");
+    assert.equal(results.read, "failed", "the API cannot be read from another site");
+    assert.equal(results.stream, "failed", "nor the stream");
+    // The form's POST, into the iframe, and the no-cors fetch: both reach the collector, and are refused.
+    for (const end = Date.now() + 5000; collector.stats().requests < 3 && Date.now() < end;) await delay(20);
+    // DNS rebinding: another name for 127.0.0.1, on the collector's own port.
+    const rebound = await other.goto(`http://evil.test:${collector.port}/api/events`);
+    assert.equal(rebound?.status(), 403);
+    assert.equal((await other.goto(`http://evil.test:${collector.port}/`))?.status(), 403, "nor the inspector");
+
+    const stored = collector.events();
+    assert.equal(stored.length, 3, "nothing forged was stored, nothing deleted");
+    assert.ok(stored.every((e) => e.message.userId !== "forged"));
+    assert.equal(collector.stats().requests, 1 + 2, "the form and the fetch reached it, and were refused");
+    assert.equal(results.post, "answered opaque 0", "a no-cors POST cannot read its answer either");
+    assert.deepEqual(problems, [], "no script errors or dialogs on the inspector");
+  } finally {
+    await browser?.close();
+    undoProbes();
+    await new Promise((resolve) => evil.close(resolve));
     await collector.stop();
   }
 });

@@ -5,7 +5,11 @@
  * Segment's limits, checks every message against the spec and keeps it as
  * good or bad with the reasons, in memory and optionally in an NDJSON file.
  * `GET /api/events`, `GET /api/stats`, `DELETE /api/events` and the
- * server-sent events of `GET /api/stream` feed the inspector at `/`. Fault
+ * server-sent events of `GET /api/stream` feed the inspector at `/`; they
+ * answer only the collector's own names and pages, and ingestion from a
+ * page only from loopback origins and the allowed ones. Memory is bounded
+ * (events by count and bytes, slow stream clients dropped, answers paged and
+ * streamed, slow requests timed out). Fault
  * injection (failures, latency, dropped connections, seeded) and scripted
  * replies exercise a client's retry policy.
  *
@@ -31,7 +35,8 @@
 export { startCollector } from "./server.ts";
 export { serve, type ServeIo } from "./serve.ts";
 export { validateMessage } from "./validate.ts";
-export { BATCH_LIMIT, MESSAGE_LIMIT, REQUEST_LIMIT } from "./limits.ts";
+export { BATCH_LIMIT, MERGED_LIMIT, MESSAGE_LIMIT, NESTING_LIMIT, REQUEST_LIMIT } from "./limits.ts";
+export { STREAM_BUFFER, STREAM_CLIENTS } from "./stream.ts";
 export type {
   Collector,
   CollectorEvent,

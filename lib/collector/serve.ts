@@ -9,7 +9,8 @@
 import { mkdir } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import process from "node:process";
-import { flagHelp, type FlagSpec, parseArgs, UsageError } from "../../cli/args.ts";
+import { flagHelp, type FlagSpec, kebab, parseArgs, UsageError } from "../../cli/args.ts";
+import { normalHost, normalOrigin } from "./access.ts";
 import { startCollector } from "./server.ts";
 import type { CollectorOptions } from "./types.ts";
 
@@ -32,10 +33,17 @@ const flag = (name: string, value: string, help: string): FlagSpec => ({ name, k
 export const SERVE_FLAGS: readonly FlagSpec[] = [
   flag("port", "N", "port to listen on; 0 picks a free one (default 8787)"),
   flag("listen", "HOST", "address to bind (default 127.0.0.1; 0.0.0.0 exposes it to your network)"),
+  flag(
+    "allow-origin",
+    "ORIGIN",
+    "also take events from web pages at ORIGIN, besides loopback ones (repeatable; null: pages opened from files)",
+  ),
+  flag("allow-host", "NAME", "also answer the API and inspector addressed to NAME, such as a container's (repeatable)"),
   flag("write-key", "KEY", "require this write key on every ingestion request (default: accept any)"),
   flag("out", "FILE", `append every message to this NDJSON file (default ${DEFAULT_OUT}, folder created)`),
   { name: "no-out", kind: "boolean", help: "keep messages in memory only (same as --out '')" },
   flag("max-events", "N", "messages kept in memory; the oldest are evicted beyond it (default 10000)"),
+  flag("max-bytes", "SIZE", "bytes of messages kept in memory, such as 64MB; the oldest are evicted (default 256MB)"),
   flag("fail-rate", "R", "answer this fraction (0..1) of ingestion requests with --fail-status"),
   flag("fail-status", "CODE", "status of injected failures, 400..599 (default 500)"),
   flag("retry-after", "SECONDS", "send Retry-After with injected failures"),
@@ -58,8 +66,16 @@ Flags (each also accepted in camelCase, such as --maxEvents):
 ${flagHelp(SERVE_FLAGS)}
 
 Endpoints: POST /v1/batch, /v1/import, /v1/{identify,track,page,screen,group,alias};
-GET /api/events (?type= &userId= &anonymousId= &event= &status=good|bad &limit=), GET /api/stats,
-DELETE /api/events, GET /api/stream (server-sent events), GET / (the inspector).
+GET /api/events (?type= &userId= &anonymousId= &event= &status=good|bad &limit= &before=; 1000 by
+default, at most 10000, "next" gives the next page), GET /api/stats, DELETE /api/events,
+GET /api/stream (server-sent events), GET / (the inspector).
+
+Limits: 32 KB per message (a batch's context merged in), 500 KB per request, 2500 messages per
+batch, bodies nested at most 1024 levels; headers within 10 s, whole requests within 30 s (408).
+Who it answers: the API and the inspector only for 127.0.0.1, localhost, [::1], the --listen
+address (with 0.0.0.0, any IP address) and --allow-host names, and only from its own pages;
+events from web pages only from loopback origins and --allow-origin ones (403 otherwise);
+requests without an Origin (server SDKs, curl) always. A write key is never stored or shown.
 
 Exit codes: 0 stopped cleanly (Ctrl-C, SIGTERM); 1 cannot listen or open the file; 2 a bad flag.
 `;
@@ -82,9 +98,64 @@ const integer = (min: number, max: number) => (n: number): boolean => Number.isI
 const fraction = (n: number): boolean => n >= 0 && n <= 1;
 const nonNegative = (n: number): boolean => Number.isFinite(n) && n >= 0;
 
+/** The flags that may be given more than once, each value also a comma-separated list. */
+const REPEATABLE = ["allow-origin", "allow-host"];
+
+/**
+ * Takes the repeatable flags out of `args` (the shared parser takes each flag once): their values by name, and the
+ * other arguments.
+ */
+function repeated(args: string[]): { values: Map<string, string[]>; rest: string[] } {
+  const values = new Map<string, string[]>(REPEATABLE.map((name) => [name, []]));
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--") {
+      rest.push(...args.slice(i));
+      break;
+    }
+    const eq = arg.indexOf("=");
+    const typed = arg.startsWith("--") ? (eq < 0 ? arg.slice(2) : arg.slice(2, eq)) : "";
+    const name = kebab(typed);
+    if (!REPEATABLE.includes(name)) {
+      rest.push(arg);
+      continue;
+    }
+    let value: string;
+    if (eq >= 0) value = arg.slice(eq + 1);
+    else {
+      const next = args[i + 1];
+      if (next === undefined || next.startsWith("--")) {
+        throw new UsageError(`--${typed} needs a value (see tally serve --help)`);
+      }
+      value = next;
+      i++;
+    }
+    values.get(name)!.push(...value.split(",").map((part) => part.trim()).filter((part) => part !== ""));
+  }
+  return { values, rest };
+}
+
+const SIZE = /^(\d+)\s*(k|m|g)?(i?b)?$/i;
+const UNITS: Record<string, number> = { k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+
+/** `--max-bytes`: a whole number of bytes, or of KB, MB or GB (1024-based). */
+function sizeFlag(text: unknown, typed: string): number | undefined {
+  if (text === undefined) return undefined;
+  const parts = typeof text === "string" ? SIZE.exec(text.trim()) : null;
+  const bytes = parts === null ? NaN : Number(parts[1]) * (parts[2] === undefined ? 1 : UNITS[parts[2].toLowerCase()]);
+  if (!Number.isSafeInteger(bytes) || bytes < 1) {
+    throw new UsageError(
+      `--${typed} must be a number of bytes, or with KB, MB or GB (such as 256MB), got "${String(text)}"`,
+    );
+  }
+  return bytes;
+}
+
 /** Reads the flags into collector options; throws a UsageError naming the flag. */
 function options(args: string[]): { options: CollectorOptions; quiet: boolean; help: boolean; defaultOut: boolean } {
-  const { flags: v, positionals, written } = parseArgs(args, SERVE_FLAGS, "serve");
+  const { values: lists, rest } = repeated(args);
+  const { flags: v, positionals, written } = parseArgs(rest, SERVE_FLAGS, "serve");
   if (v.get("help") === true) return { options: {}, quiet: false, help: true, defaultOut: false };
   if (positionals.length > 0) {
     throw new UsageError(`serve takes flags only, got "${positionals[0]}" (see tally serve --help)`);
@@ -100,9 +171,25 @@ function options(args: string[]): { options: CollectorOptions; quiet: boolean; h
   }
   const out = noOut ? undefined : given ?? DEFAULT_OUT;
   const num = (name: string, ok: (n: number) => boolean, what: string) => numberFlag(v, written, name, ok, what);
+  const allowOrigins = lists.get("allow-origin")!.map((text) => {
+    const origin = normalOrigin(text);
+    if (origin === undefined) {
+      throw new UsageError(`--allow-origin must be an origin such as http://localhost:3000, got "${text}"`);
+    }
+    return origin;
+  });
+  const allowHosts = lists.get("allow-host")!.map((text) => {
+    if (!/^([a-z0-9-]+\.)*[a-z0-9-]+$|^\[?[0-9a-f:.]+\]?$/i.test(text.trim())) {
+      throw new UsageError(`--allow-host must be a host name such as tally or dev.local, got "${text}"`);
+    }
+    return normalHost(text);
+  });
   const result: CollectorOptions = {
     port: num("port", integer(0, 65535), "a port number from 0 to 65535") ?? 8787,
     hostname: listen ?? "127.0.0.1",
+    allowOrigins,
+    allowHosts,
+    maxBytes: sizeFlag(v.get("max-bytes"), written.get("max-bytes") ?? "max-bytes"),
     writeKey,
     out: out === "" ? undefined : out,
     maxEvents: num("max-events", integer(1, 100_000_000), "a positive whole number"),
@@ -192,6 +279,10 @@ export async function serve(args: string[], io?: ServeIo): Promise<number> {
   ].filter((part) => part !== "");
   if (faults.length > 0) out(`Injecting faults: ${faults.join(", ")}`);
   if (collectorOptions.writeKey !== undefined) out("Requiring the write key given with --write-key");
+  if (collectorOptions.allowOrigins?.length) {
+    out(`Accepting events from pages at ${collectorOptions.allowOrigins.join(", ")}`);
+  }
+  if (collectorOptions.allowHosts?.length) out(`Also answering for ${collectorOptions.allowHosts.join(", ")}`);
   out("Press Ctrl-C to stop.");
 
   await new Promise<void>((done) => {

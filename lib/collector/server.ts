@@ -7,12 +7,15 @@ import { Buffer } from "node:buffer";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { gunzipSync } from "node:zlib";
+import { hostAllowed, hostNames, normalHost, normalOrigin, originAllowed, sameOrigin } from "./access.ts";
+import { basicUser, keyChecker } from "./auth.ts";
 import { FaultPlan } from "./faults.ts";
 import { INSPECTOR_HTML } from "./inspector.ts";
-import { BATCH_LIMIT, MESSAGE_LIMIT, REQUEST_LIMIT } from "./limits.ts";
+import { BATCH_LIMIT, MERGED_LIMIT, MESSAGE_LIMIT, NESTING_LIMIT, REQUEST_LIMIT } from "./limits.ts";
 import { NdjsonWriter } from "./ndjson.ts";
+import { nestingDepth } from "./nesting.ts";
 import { EventStore } from "./store.ts";
-import { StreamHub } from "./stream.ts";
+import { STREAM_CLIENTS, StreamHub } from "./stream.ts";
 import type {
   Collector,
   CollectorEvent,
@@ -39,6 +42,17 @@ const DRAIN_MS = 5000;
 const REFUSED_LINGER_MS = 1000;
 /** A refusal for size closes its connection: the client cannot reuse one holding the rest of a refused body. */
 const CLOSE = { connection: "close" } as const;
+/** Events `GET /api/events` answers when no `limit` is given, and the most it answers at once. */
+const PAGE_DEFAULT = 1000;
+const PAGE_MAX = 10_000;
+/** Characters of events written at once to an answer of `GET /api/events`. */
+const ANSWER_CHUNK = 256 * 1024;
+/** How long an answer waits for its reader to take what was written before the connection is destroyed. */
+const ANSWER_STALL_MS = 30_000;
+/** Bytes of memory an event costs beyond its JSON line, counted against `maxBytes` when no line was made. */
+const EVENT_OVERHEAD = 128;
+/** Headers a page may send with an ingestion request (CORS preflight). */
+const CORS_HEADERS = "authorization, content-type, content-encoding";
 
 type Json = Record<string, unknown>;
 
@@ -63,9 +77,14 @@ interface Refusal {
 interface Settings {
   port: number;
   hostname: string;
+  allowHosts: string[];
+  allowOrigins: string[];
   writeKey: string | undefined;
   out: string | undefined;
   maxEvents: number;
+  maxBytes: number;
+  headersTimeout: number;
+  requestTimeout: number;
   failRate: number;
   failStatus: number;
   retryAfter: number | undefined;
@@ -87,6 +106,26 @@ function check(options: CollectorOptions): Settings {
   };
   const rate = (n: number) => n >= 0 && n <= 1;
   const nonNegative = (n: number) => Number.isFinite(n) && n >= 0;
+  const positive = (n: number) => Number.isFinite(n) && n > 0;
+  const list = (name: "allowHosts" | "allowOrigins", normal: (text: string) => string | undefined): string[] => {
+    const value = options[name] ?? [];
+    if (!Array.isArray(value)) fail(`${name} must be an array of strings`, value);
+    return value.map((item) => {
+      const normalized = typeof item === "string" && item.trim() !== "" ? normal(item) : undefined;
+      return normalized ??
+        fail(`${name} holds ${JSON.stringify(item)}, not ${name === "allowHosts" ? "a host name" : "an origin"}`, item);
+    });
+  };
+  const headersTimeout = number("headersTimeout", 10_000, positive, "a number of milliseconds > 0");
+  const requestTimeout = number(
+    "requestTimeout",
+    Math.max(30_000, headersTimeout),
+    positive,
+    "a number of milliseconds > 0",
+  );
+  if (requestTimeout < headersTimeout) {
+    fail(`requestTimeout must be at least headersTimeout (${headersTimeout})`, requestTimeout);
+  }
   if (options.log !== undefined && typeof options.log !== "function") {
     throw new TypeError("Cannot start the collector: log must be a function");
   }
@@ -99,9 +138,17 @@ function check(options: CollectorOptions): Settings {
   return {
     port: number("port", 0, (n) => Number.isInteger(n) && n >= 0 && n <= 65535, "an integer from 0 to 65535"),
     hostname: options.hostname ?? "127.0.0.1",
+    allowHosts: list("allowHosts", (text) => {
+      const host = normalHost(text);
+      return /^([a-z0-9-]+\.)*[a-z0-9-]+$|^\[[0-9a-f:.]+\]$/.test(host) ? host : undefined;
+    }),
+    allowOrigins: list("allowOrigins", normalOrigin),
     writeKey: options.writeKey,
     out: options.out,
     maxEvents: number("maxEvents", 10_000, (n) => Number.isInteger(n) && n >= 1, "a positive integer"),
+    maxBytes: number("maxBytes", 256 * 1024 * 1024, (n) => Number.isSafeInteger(n) && n >= 1, "a positive integer"),
+    headersTimeout,
+    requestTimeout,
     failRate: number("failRate", 0, rate, "a number from 0 to 1"),
     failStatus: number(
       "failStatus",
@@ -118,16 +165,6 @@ function check(options: CollectorOptions): Settings {
     log: options.log,
     recordRequests: options.recordRequests ?? false,
   };
-}
-
-/** The user name of `Authorization: Basic base64(user:password)`, or undefined. */
-function basicUser(header: string | undefined): string | undefined {
-  if (header === undefined) return undefined;
-  const match = /^Basic\s+([A-Za-z0-9+/=_-]+)\s*$/i.exec(header);
-  if (!match) return undefined;
-  const decoded = Buffer.from(match[1], "base64").toString("utf8");
-  const colon = decoded.indexOf(":");
-  return colon < 0 ? decoded : decoded.slice(0, colon);
 }
 
 function clock(): string {
@@ -169,7 +206,7 @@ function badLine(event: StoredEvent): string {
 const quote = (text: string): string => JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text);
 
 /** The query parameters of `GET /api/events` and `DELETE /api/events?...`. */
-const FILTERS = ["type", "userId", "anonymousId", "event", "status", "limit"] as const;
+const FILTERS = ["type", "userId", "anonymousId", "event", "status", "limit", "before"] as const;
 
 /**
  * The filter a query string asks for, or why it is not one: an unknown or repeated parameter, a bad status or
@@ -198,9 +235,13 @@ function parseFilter(query: string, forDelete: boolean): EventFilter | string {
     if (name === "status") {
       if (value !== "good" && value !== "bad") return `status must be "good" or "bad", got ${quote(value)}`;
       filter.status = value;
-    } else if (name === "limit") {
-      if (!/^\d+$/.test(value)) return `limit must be a whole number, got ${quote(value)}`;
-      filter.limit = Number(value);
+    } else if (name === "limit" || name === "before") {
+      if (!/^\d+$/.test(value)) return `${name} must be a whole number, got ${quote(value)}`;
+      const n = Number(value);
+      if (name === "limit" && !forDelete && n > PAGE_MAX) {
+        return `limit must be at most ${PAGE_MAX} (page with next), got ${quote(value).slice(1, -1)}`;
+      }
+      filter[name] = n;
     } else filter[name] = value;
   }
   return filter;
@@ -210,8 +251,9 @@ const NO_REASONS: string[] = [];
 Object.freeze(NO_REASONS);
 
 /**
- * One item of a request made into the message to store, with its reasons: a batch's top-level `context` and
- * `integrations` merged in (the item's own keys win), `type` taken from a single-message endpoint when absent.
+ * One item of a request made into the message to store, with its reasons: without any `writeKey` it carries
+ * (`sent`), then with a batch's top-level `context` and `integrations` merged in (the item's own keys win), `type`
+ * taken from a single-message endpoint when absent (`message`, the same object when nothing was merged).
  */
 function classify(
   item: unknown,
@@ -220,32 +262,42 @@ function classify(
   context: Json | undefined,
   integrations: Json | undefined,
   now: number,
-): { message: Json; reasons: string[] } {
+): { sent: Json; message: Json; reasons: string[] } {
   const single = kind !== "batch" && kind !== "import";
   if (!isObject(item)) {
     const where = single ? "the body" : `batch[${index}]`;
-    return { message: { value: item }, reasons: [`${where} is ${describe(item)}, not a message object`] };
+    const message = { value: item };
+    return { sent: message, message, reasons: [`${where} is ${describe(item)}, not a message object`] };
   }
-  let message = item;
+  let sent = item;
+  if ("writeKey" in item) {
+    const { writeKey: _, ...rest } = item;
+    sent = rest;
+  }
   let extra = NO_REASONS;
-  if (context !== undefined || integrations !== undefined) {
-    message = { ...item };
-    if (context !== undefined) {
-      message.context = isObject(item.context) ? { ...context, ...item.context } : item.context ?? context;
-    }
-    if (integrations !== undefined) {
-      message.integrations = isObject(item.integrations)
-        ? { ...integrations, ...item.integrations }
-        : item.integrations ?? integrations;
-    }
-  }
   if (single) {
-    if (item.type === undefined) message = { type: kind, ...message };
+    if (item.type === undefined) sent = { type: kind, ...sent };
     else if (item.type !== kind) extra = [`type ${describe(item.type)} was sent to /v1/${kind}`];
   }
+  let message = sent;
+  if (context !== undefined || integrations !== undefined) {
+    message = { ...sent };
+    if (context !== undefined) {
+      message.context = isObject(sent.context) ? { ...context, ...sent.context } : sent.context ?? context;
+    }
+    if (integrations !== undefined) {
+      message.integrations = isObject(sent.integrations)
+        ? { ...integrations, ...sent.integrations }
+        : sent.integrations ?? integrations;
+    }
+  }
   const reasons = validateMessage(message, now);
-  return { message, reasons: extra.length === 0 ? reasons : [...extra, ...reasons] };
+  return { sent, message, reasons: extra.length === 0 ? reasons : [...extra, ...reasons] };
 }
+
+/** Bytes of `json` as UTF-8, measured only when it could be over `limit`. */
+const utf8Bytes = (json: string, limit: number): number =>
+  json.length * 3 <= limit ? json.length : Buffer.byteLength(json);
 
 /**
  * Starts a collector and resolves once it listens.
@@ -267,8 +319,9 @@ function classify(
 export async function startCollector(options: CollectorOptions = {}): Promise<Collector> {
   const s = check(options);
   const started = Date.now();
-  const store = new EventStore(s.maxEvents);
-  const hub = new StreamHub(() => store.stats());
+  const store = new EventStore(s.maxEvents, s.maxBytes);
+  const hub = new StreamHub(() => store.stats(), s.log);
+  const rightKey = s.writeKey === undefined ? undefined : keyChecker(s.writeKey);
   const faults = new FaultPlan(s.failRate, s.dropConnectionRate, s.seed);
   const log = s.log;
   const requests: CollectorRequest[] = [];
@@ -313,6 +366,23 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
     const done = (status: number, detail: string): void =>
       log?.(`${clock()} ${req.method} ${path} ${status} ${detail} ${(performance.now() - t0).toFixed(1)} ms`);
 
+    const origin = req.headers.origin;
+    if (origin !== undefined) {
+      if (!originAllowed(origin, s.allowOrigins)) {
+        // Read to its end (and dropped), so that the page's browser reads the 403 rather than a reset.
+        req.resume();
+        req.on("end", () =>
+          error(
+            res,
+            403,
+            `Cannot accept events from the page at ${quote(origin)}: only loopback origins (http://localhost:3000, ` +
+              "http://127.0.0.1:5173, ...) and those given with --allow-origin may send events",
+          ));
+        return done(403, `(from the page at ${quote(origin)})`);
+      }
+      res.setHeader("access-control-allow-origin", origin);
+      res.setHeader("vary", "origin");
+    }
     if (req.method !== "POST") {
       error(res, 405, `Cannot ${req.method} ${path}: send messages with POST`, { allow: "POST" });
       return done(405, "(not POST)");
@@ -425,10 +495,16 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
       problem = `Content-Encoding "${encoding}" is not accepted: send gzip or plain JSON`;
     }
     if (decoded !== undefined) {
-      try {
-        parsed = JSON.parse(decoded.toString("utf8"));
-      } catch (e) {
-        problem = `body is not valid JSON (${(e as Error).message})`;
+      const depth = nestingDepth(decoded);
+      if (depth > NESTING_LIMIT) {
+        problem =
+          `body is nested ${depth} levels deep, over the ${NESTING_LIMIT}-level limit (the body itself is level 1)`;
+      } else {
+        try {
+          parsed = JSON.parse(decoded.toString("utf8"));
+        } catch (e) {
+          problem = `body is not valid JSON (${(e as Error).message})`;
+        }
       }
     }
     const body: CollectorRequest["body"] = isObject(parsed) ? parsed : {};
@@ -486,9 +562,9 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
         error(res, 400, problem, inflatesPast ? CLOSE : undefined);
         return done(400, inflatesPast ? `${problem}; connection closed` : problem);
       }
-      if (s.writeKey !== undefined) {
+      if (rightKey !== undefined) {
         const key = basicUser(req.headers.authorization) ?? body.writeKey;
-        if (key !== s.writeKey) {
+        if (!rightKey(key)) {
           const why = key === undefined ? "no write key" : "a wrong write key";
           error(res, 401, `Cannot accept the request: ${why} (send Basic auth with the write key as user name)`);
           return done(401, `(${why})`);
@@ -535,49 +611,87 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
 
     const receivedAt = new Date().toISOString();
     const now = Date.now();
+    const single = kind !== "batch" && kind !== "import";
+    const merging = context !== undefined || integrations !== undefined;
+    if (merging) {
+      // Merged into every message, they would put each over the limit: refused before any is built.
+      const shared = (context === undefined ? 0 : Buffer.byteLength(JSON.stringify(context))) +
+        (integrations === undefined ? 0 : Buffer.byteLength(JSON.stringify(integrations)));
+      if (shared > MESSAGE_LIMIT) {
+        error(
+          res,
+          400,
+          `the batch's top-level context and integrations are ${shared} bytes: merged into each message, they put ` +
+            `it over the ${MESSAGE_LIMIT}-byte limit per message`,
+        );
+        return done(400, `(batch-level context of ${kb(shared)})`);
+      }
+    }
+
+    // Sizes: a body within 32 KB holds no message over it unless something is merged in, so most requests skip
+    // measuring; merged ones are measured as stored, and their total is bounded too.
+    const measure = merging || decodedBytes > MESSAGE_LIMIT;
+    const classified = new Array<ReturnType<typeof classify>>(items.length);
+    const jsons: string[] = [];
+    const oversized: { index: number; bytes: number }[] = [];
+    let mergedBytes = 0;
+    for (let i = 0; i < items.length; i++) {
+      const item = classify(items[i], i, kind, context, integrations, now);
+      classified[i] = item;
+      if (!measure) continue;
+      const json = JSON.stringify(item.message);
+      jsons.push(json);
+      const bytes = utf8Bytes(json, MESSAGE_LIMIT);
+      if (bytes > MESSAGE_LIMIT) oversized.push({ index: i, bytes });
+      mergedBytes += bytes;
+      if (merging && mergedBytes > MERGED_LIMIT) {
+        error(
+          res,
+          400,
+          `the batch's ${items.length} messages come to more than ${MERGED_LIMIT} bytes once its context and ` +
+            "integrations are merged into each (the limit is ten times a request's): send smaller batches",
+        );
+        return done(400, `(over ${kb(MERGED_LIMIT)} once merged)`);
+      }
+    }
+
     const serialize = writer !== undefined || hub.active;
     const lines: string[] = [];
     const stored: StoredEvent[] = [];
-    const keep = (message: Json, reasons: string[], json: string | undefined): void => {
-      const event = store.add(message, receivedAt, reasons);
+    /** An event's size against `maxBytes`: its JSON line, or its share of the body when no line is made. */
+    const share = Math.ceil(decodedBytes / Math.max(1, items.length)) + EVENT_OVERHEAD;
+    const keep = (message: Json, reasons: string[], known: string | undefined): void => {
+      const json = known ?? (serialize ? JSON.stringify(message) : undefined);
+      let size = json === undefined ? share : json.length + EVENT_OVERHEAD;
+      for (const reason of reasons) size += reason.length;
+      const event = store.add(message, receivedAt, reasons, size);
       stored.push(event);
-      if (serialize) lines.push(eventJson(event, json ?? JSON.stringify(message)));
+      if (json !== undefined && serialize) lines.push(eventJson(event, json));
     };
-    const single = kind !== "batch" && kind !== "import";
 
-    // Sizes: a body within 32 KB holds no message over it, so most requests skip measuring.
-    const jsons: string[] = [];
-    const oversized: { index: number; bytes: number }[] = [];
-    if (decodedBytes > MESSAGE_LIMIT) {
-      for (let i = 0; i < items.length; i++) {
-        const json = JSON.stringify(items[i]) ?? "null";
-        jsons.push(json);
-        const bytes = json.length * 3 <= MESSAGE_LIMIT ? json.length : Buffer.byteLength(json);
-        if (bytes > MESSAGE_LIMIT) oversized.push({ index: i, bytes });
-      }
-    }
     if (oversized.length > 0) {
-      // The request is refused; the oversized messages are kept as bad, so that the inspector shows why.
+      // The request is refused; the oversized messages are kept as bad, as sent (without what was merged in), so
+      // that the inspector shows why and one request cannot store more than it brought.
+      const merged = merging ? " once the batch's context and integrations are merged in" : "";
       for (const { index, bytes } of oversized) {
-        const { message, reasons } = classify(items[index], index, kind, context, integrations, now);
-        const size = `message is ${bytes} bytes, over Segment's ${MESSAGE_LIMIT}-byte (32 KB) limit per message: ` +
-          "the whole request was refused with 400";
-        keep(message, [size, ...reasons], message === items[index] ? jsons[index] : undefined);
+        const { sent, message, reasons } = classified[index];
+        const size = `message is ${bytes} bytes${merged}, over Segment's ${MESSAGE_LIMIT}-byte (32 KB) limit per ` +
+          "message: the whole request was refused with 400";
+        keep(sent, [size, ...reasons], sent === message ? jsons[index] : undefined);
       }
       const { index, bytes } = oversized[0];
       error(
         res,
         400,
-        `${
-          single ? "the message" : `batch[${index}]`
-        } is ${bytes} bytes, over the ${MESSAGE_LIMIT}-byte limit per message`,
+        `${single ? "the message" : `batch[${index}]`} is ${bytes} bytes${merged}, over the ${MESSAGE_LIMIT}-byte ` +
+          "limit per message",
       );
       finish(stored, lines);
       return done(400, `(${oversized.length} message${oversized.length === 1 ? "" : "s"} over 32 KB)`);
     }
     for (let i = 0; i < items.length; i++) {
-      const { message, reasons } = classify(items[i], i, kind, context, integrations, now);
-      keep(message, reasons, jsons.length > 0 && message === items[i] ? jsons[i] : undefined);
+      const { message, reasons } = classified[i];
+      keep(message, reasons, measure ? jsons[i] : undefined);
     }
     if (!res.destroyed) {
       res.writeHead(200, OK_HEADERS);
@@ -629,7 +743,7 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
         return 400;
       }
       if (req.method === "DELETE") send(res, 200, JSON.stringify({ deleted: remove(filter) }));
-      else send(res, 200, JSON.stringify({ events: store.events(filter), evicted: store.evicted }));
+      else answerEvents(res, filter);
       return 200;
     }
     if (path === "/api/stats") {
@@ -639,6 +753,10 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
     }
     if (path === "/api/stream") {
       if (req.method !== "GET") return methodNotAllowed(res, "GET");
+      if (hub.full) {
+        error(res, 503, `Cannot open another stream: ${STREAM_CLIENTS} are open (close some inspector tabs)`);
+        return 503;
+      }
       hub.add(res);
       return 200;
     }
@@ -646,22 +764,119 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
     return 404;
   }
 
+  /**
+   * `GET /api/events`: a page of events (`limit`, 1000 by default), with `next` (the query of the next page) when
+   * more match. Written in chunks as its reader takes them, so no answer is ever one string, and a reader that
+   * stops taking them for `ANSWER_STALL_MS` loses its connection.
+   */
+  function answerEvents(res: ServerResponse, filter: EventFilter): void {
+    const limit = filter.limit ?? PAGE_DEFAULT;
+    // One more than the page: whether there is a next one.
+    const found = limit === 0 ? [] : store.events({ ...filter, limit: limit + 1 });
+    let next = "";
+    if (found.length > limit) {
+      found.length = limit;
+      const params = new URLSearchParams();
+      for (const name of FILTERS) {
+        const value = name === "limit" ? limit : name === "before" ? found[limit - 1].id : filter[name];
+        if (value !== undefined) params.set(name, String(value));
+      }
+      next = `,"next":${JSON.stringify(`/api/events?${params}`)}`;
+    }
+    const tail = `],"evicted":${store.evicted}${next}}`;
+    res.writeHead(200, { "content-type": JSON_TYPE, "cache-control": "no-store" });
+    let at = 0;
+    let chunk = '{"events":[';
+    let stall: ReturnType<typeof setTimeout> | undefined;
+    const pump = (): void => {
+      clearTimeout(stall);
+      while (!res.destroyed) {
+        while (at < found.length && chunk.length < ANSWER_CHUNK) {
+          if (at > 0) chunk += ",";
+          chunk += JSON.stringify(found[at++]);
+        }
+        if (at === found.length) return void res.end(chunk + tail);
+        const more = res.write(chunk);
+        chunk = "";
+        if (!more) {
+          res.once("drain", pump);
+          stall = setTimeout(() => res.destroy(), ANSWER_STALL_MS);
+          unref(stall);
+          return;
+        }
+      }
+    };
+    res.once("close", () => {
+      clearTimeout(stall);
+      found.length = 0;
+    });
+    pump();
+  }
+
   function methodNotAllowed(res: ServerResponse, allow: string): number {
     error(res, 405, `Method not allowed: use ${allow}`, { allow });
     return 405;
   }
 
-  const server = createServer((req, res) => {
+  /** A browser's CORS preflight for an ingestion request: answered for the origins ingestion takes. */
+  function preflight(req: IncomingMessage, res: ServerResponse): number {
+    const origin = req.headers.origin;
+    if (origin !== undefined && !originAllowed(origin, s.allowOrigins)) {
+      error(res, 403, `Cannot accept events from the page at ${quote(origin)}: see --allow-origin`);
+      return 403;
+    }
+    const headers: Record<string, string> = { allow: "POST, OPTIONS" };
+    if (origin !== undefined) {
+      headers["access-control-allow-origin"] = origin;
+      headers["access-control-allow-methods"] = "POST";
+      headers["access-control-allow-headers"] = CORS_HEADERS;
+      headers["access-control-max-age"] = "600";
+      headers.vary = "origin";
+    }
+    res.writeHead(204, headers);
+    res.end();
+    return 204;
+  }
+
+  /**
+   * Why a request for the API, the stream or the page is not answered, or undefined when it is: addressed to a
+   * name the collector does not listen on (DNS rebinding), or sent by a page of another origin.
+   */
+  function refusal(req: IncomingMessage, path: string): string | undefined {
+    const host = req.headers.host;
+    if (!hostAllowed(host, s)) {
+      return `Cannot answer a request addressed to ${quote(host ?? "")}: the collector answers only for ` +
+        `${hostNames(s)} (another name may be a page on another site pointing its name here; add one with ` +
+        "--allow-host)";
+    }
+    const origin = req.headers.origin;
+    if (origin !== undefined && !sameOrigin(origin, host)) {
+      return `Cannot answer ${req.method} ${path} from the page at ${quote(origin)}: only the collector's own pages ` +
+        "may use its API (curl and scripts, which send no Origin, may too)";
+    }
+    return undefined;
+  }
+
+  function route(req: IncomingMessage, res: ServerResponse): void {
     const url = req.url ?? "/";
     const q = url.indexOf("?");
     let path = q < 0 ? url : url.slice(0, q);
     if (path.length > 1 && path.endsWith("/")) path = path.slice(0, -1);
     if (path.startsWith("/v1/")) {
       const kind = path.slice(4);
-      if (kind === "batch" || kind === "import" || MESSAGE_TYPES.includes(kind)) return ingest(req, res, url, kind);
+      if (kind === "batch" || kind === "import" || MESSAGE_TYPES.includes(kind)) {
+        if (req.method !== "OPTIONS") return ingest(req, res, url, kind);
+        const status = preflight(req, res);
+        return void log?.(`${clock()} ${req.method} ${url} ${status}`);
+      }
     }
     let status: number;
-    if (path.startsWith("/api/")) status = api(req, res, path, q < 0 ? "" : url.slice(q + 1));
+    const refused = refusal(req, path);
+    if (refused !== undefined) {
+      req.resume();
+      error(res, 403, refused);
+      status = 403;
+    } else if (path.startsWith("/api/")) status = api(req, res, path, q < 0 ? "" : url.slice(q + 1));
     else if (path === "/" || path === "/index.html") {
       if (req.method === "GET" || req.method === "HEAD") {
         res.writeHead(200, {
@@ -677,6 +892,22 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
       status = 404;
     }
     log?.(`${clock()} ${req.method} ${url} ${status}`);
+  }
+
+  const server = createServer({
+    headersTimeout: s.headersTimeout,
+    requestTimeout: s.requestTimeout,
+    // How often the timeouts are checked (Node's default, 30 s, would let a slow client hold on that much longer).
+    connectionsCheckingInterval: Math.min(1000, s.headersTimeout),
+  }, (req, res) => {
+    try {
+      route(req, res);
+    } catch (e) {
+      // Nothing a client sends should get here; if it does, it gets a 500 and the collector carries on.
+      log?.(`${clock()} ${req.method} ${req.url} 500 ${(e as Error).message}`);
+      if (!res.headersSent) error(res, 500, `Cannot handle the request: ${(e as Error).message}`);
+      else res.destroy();
+    }
   });
 
   await new Promise<void>((resolve, reject) => {

@@ -1,4 +1,4 @@
-/** The in-memory event store: a bounded ring of events (oldest evicted), filters, and counters. */
+/** The in-memory event store: the newest events within a count and a byte bound (oldest evicted), filters, counters. */
 import { MESSAGE_TYPES } from "./validate.ts";
 import type { CollectorStats, EventFilter, StoredEvent } from "./types.ts";
 
@@ -15,12 +15,16 @@ function idText(value: unknown): string | undefined {
   return typeof value === "string" ? value : typeof value === "number" ? String(value) : undefined;
 }
 
-/** Keeps the newest `capacity` events and counts everything that went through. */
+/** Keeps the newest events within `capacity` events and `maxBytes` bytes, and counts everything that went through. */
 export class EventStore {
   readonly capacity: number;
-  #ring: StoredEvent[] = [];
-  /** Index of the oldest event in `#ring` once it is full. */
-  #head = 0;
+  readonly maxBytes: number;
+  /** Oldest first, from `#start` on (the slots before it were evicted; compacted now and then). */
+  #events: StoredEvent[] = [];
+  /** The size each event was counted at, alongside `#events`. */
+  #sizes: number[] = [];
+  #start = 0;
+  #bytes = 0;
   #nextId = 1;
   #good = 0;
   #bad = 0;
@@ -30,12 +34,13 @@ export class EventStore {
   requests = 0;
   bytes = 0;
 
-  constructor(capacity: number) {
+  constructor(capacity: number, maxBytes: number) {
     this.capacity = capacity;
+    this.maxBytes = maxBytes;
   }
 
-  /** Stores one message and returns the event made of it. */
-  add(message: Record<string, unknown>, receivedAt: string, reasons: string[]): StoredEvent {
+  /** Stores one message, counted as `size` bytes, and returns the event made of it. */
+  add(message: Record<string, unknown>, receivedAt: string, reasons: string[], size: number): StoredEvent {
     const status = reasons.length === 0 ? "good" : "bad";
     const event: StoredEvent = { id: this.#nextId++, receivedAt, status, reasons, message };
     const counts = this.#byType[typeKey(message)] ??= { good: 0, bad: 0 };
@@ -46,36 +51,49 @@ export class EventStore {
       this.#bad++;
       counts.bad++;
     }
-    const ring = this.#ring;
-    if (ring.length < this.capacity) {
-      ring.push(event);
-    } else {
-      ring[this.#head] = event;
-      this.#head = this.#head + 1 === this.capacity ? 0 : this.#head + 1;
+    this.#events.push(event);
+    this.#sizes.push(size);
+    this.#bytes += size;
+    while (
+      this.#events.length - this.#start > 1 &&
+      (this.#events.length - this.#start > this.capacity || this.#bytes > this.maxBytes)
+    ) {
+      this.#bytes -= this.#sizes[this.#start];
+      (this.#events as (StoredEvent | undefined)[])[this.#start] = undefined;
+      this.#start++;
       this.#evicted++;
+    }
+    if (this.#start > 1024 && this.#start * 2 > this.#events.length) {
+      this.#events = this.#events.slice(this.#start);
+      this.#sizes = this.#sizes.slice(this.#start);
+      this.#start = 0;
     }
     return event;
   }
 
   /** Events matching `filter`, newest first. */
   events(filter: EventFilter = {}): StoredEvent[] {
-    const { type, event, status } = filter;
+    return this.#matching(filter).map((at) => this.#events[at]);
+  }
+
+  /** Indexes into `#events` of the events matching `filter`, newest first. */
+  #matching(filter: EventFilter): number[] {
+    const { type, event, status, before } = filter;
     const userId = filter.userId === undefined ? undefined : String(filter.userId);
     const anonymousId = filter.anonymousId === undefined ? undefined : String(filter.anonymousId);
     const limit = filter.limit ?? Infinity;
-    const ring = this.#ring;
-    const size = ring.length;
-    const newest = (this.#head - 1 + size) % (size || 1);
-    const found: StoredEvent[] = [];
-    for (let n = 0; n < size && found.length < limit; n++) {
-      const stored = ring[(newest - n + size) % size];
+    const events = this.#events;
+    const found: number[] = [];
+    for (let at = events.length - 1; at >= this.#start && found.length < limit; at--) {
+      const stored = events[at];
+      if (before !== undefined && stored.id >= before) continue;
       if (status !== undefined && stored.status !== status) continue;
       const m = stored.message;
       if (type !== undefined && m.type !== type) continue;
       if (userId !== undefined && idText(m.userId) !== userId) continue;
       if (anonymousId !== undefined && idText(m.anonymousId) !== anonymousId) continue;
       if (event !== undefined && m.event !== event) continue;
-      found.push(stored);
+      found.push(at);
     }
     return found;
   }
@@ -85,18 +103,22 @@ export class EventStore {
    * counters, as if they had never arrived; the transport counters and `evicted` stay. Returns them, newest first.
    */
   delete(filter: EventFilter): StoredEvent[] {
-    const gone = this.events(filter);
-    if (gone.length === 0) return gone;
-    const ids = new Set(gone.map((event) => event.id));
-    const ring = this.#ring;
-    const kept: StoredEvent[] = [];
-    // Oldest first, so that the ring starts over at 0 in arrival order.
-    for (let n = 0; n < ring.length; n++) {
-      const stored = ring[(this.#head + n) % ring.length];
-      if (!ids.has(stored.id)) kept.push(stored);
+    const at = this.#matching(filter);
+    if (at.length === 0) return [];
+    const gone = at.map((i) => this.#events[i]);
+    const drop = new Set(at);
+    const events: StoredEvent[] = [];
+    const sizes: number[] = [];
+    for (let i = this.#start; i < this.#events.length; i++) {
+      if (drop.has(i)) this.#bytes -= this.#sizes[i];
+      else {
+        events.push(this.#events[i]);
+        sizes.push(this.#sizes[i]);
+      }
     }
-    this.#ring = kept;
-    this.#head = 0;
+    this.#events = events;
+    this.#sizes = sizes;
+    this.#start = 0;
     for (const event of gone) {
       const type = typeKey(event.message);
       const counts = this.#byType[type];
@@ -132,8 +154,10 @@ export class EventStore {
 
   /** Forgets every event and zeroes every counter; ids keep increasing. */
   clear(): void {
-    this.#ring = [];
-    this.#head = 0;
+    this.#events = [];
+    this.#sizes = [];
+    this.#start = 0;
+    this.#bytes = 0;
     this.#good = 0;
     this.#bad = 0;
     this.#evicted = 0;

@@ -4,12 +4,23 @@
  * DELETE, `delete` (the ids) after a filtered DELETE, `stats` at most every
  * 250 ms while things change, and a comment
  * every 15 s so proxies and browsers keep the connection.
+ *
+ * Memory is bounded: at most `STREAM_CLIENTS` clients, and a client that
+ * reads too slowly (more than `STREAM_BUFFER` bytes wait for it when there is
+ * more to send) is dropped: it is sent a last `overflow` event and its
+ * connection is ended, and destroyed a second later if it still does not read.
+ * (An inspector that is dropped reconnects and reloads by itself.)
  */
 import type { ServerResponse } from "node:http";
 import type { CollectorStats } from "./types.ts";
 
 const STATS_EVERY_MS = 250;
 const HEARTBEAT_MS = 15_000;
+/** Bytes that may wait, unread, for one stream client before it is dropped. */
+export const STREAM_BUFFER = 4 * 1024 * 1024;
+/** Stream clients at once; more get 503. */
+export const STREAM_CLIENTS = 64;
+const DROPPED_LINGER_MS = 1000;
 
 const unref = (timer: unknown): void => (timer as { unref?: () => void }).unref?.();
 
@@ -19,9 +30,16 @@ export class StreamHub {
   #stats: () => CollectorStats;
   #statsTimer: ReturnType<typeof setTimeout> | undefined;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
+  #log: ((line: string) => void) | undefined;
 
-  constructor(stats: () => CollectorStats) {
+  constructor(stats: () => CollectorStats, log?: (line: string) => void) {
     this.#stats = stats;
+    this.#log = log;
+  }
+
+  /** Whether another client may connect. */
+  get full(): boolean {
+    return this.#clients.size >= STREAM_CLIENTS;
   }
 
   /** Whether anyone listens: the collector serializes events for the stream only then. */
@@ -90,6 +108,26 @@ export class StreamHub {
   }
 
   #send(chunk: string): void {
-    for (const res of this.#clients) res.write(chunk);
+    for (const res of this.#clients) {
+      if (res.writableLength > STREAM_BUFFER) this.#drop(res);
+      else res.write(chunk);
+    }
+  }
+
+  /** Ends the stream of a client that does not keep up, and frees what waits for it soon after. */
+  #drop(res: ServerResponse): void {
+    const waiting = res.writableLength;
+    this.#clients.delete(res);
+    res.end(
+      `event: overflow\ndata: {"error":"Cannot keep streaming: more than ${STREAM_BUFFER} bytes were waiting, unread; ` +
+        'reconnect to start again"}\n\n',
+    );
+    unref(setTimeout(() => res.destroy(), DROPPED_LINGER_MS));
+    const mb = (waiting / 1024 / 1024).toFixed(1);
+    this.#log?.(
+      `dropped a stream client that reads too slowly: more than ${
+        (STREAM_BUFFER / 1024 / 1024).toFixed(1)
+      } MB unread (${mb} MB)`,
+    );
   }
 }

@@ -13,6 +13,21 @@ export interface CollectorOptions {
    */
   hostname?: string;
   /**
+   * More names the query API, the stream and the inspector answer for, besides 127.0.0.1, localhost, [::1], the
+   * bound address and (bound to 0.0.0.0 or ::) any IP address: a container's service name, a machine's name on the
+   * network. Requests addressed to any other name get 403, so that a page on another site cannot reach them by
+   * pointing its own name at this machine (DNS rebinding). Ingestion is not checked by name.
+   * @default {[]}
+   */
+  allowHosts?: string[];
+  /**
+   * Origins, besides the loopback ones (`http://localhost:3000`, `http://127.0.0.1:5173`, any port), whose pages
+   * may send events: an ingestion request that carries an `Origin` header from anywhere else gets 403. Requests
+   * without one (server SDKs, curl) are always taken. `"null"` allows pages opened from files.
+   * @default {[]}
+   */
+  allowOrigins?: string[];
+  /**
    * When set, every ingestion request must carry this write key, as Basic auth (`base64(writeKey + ":")`) or as
    * `writeKey` in the body; other requests get 401. When unset, any key (or none) is accepted, as Segment does.
    * The query API and the inspector stay open either way.
@@ -25,6 +40,24 @@ export interface CollectorOptions {
    * @default {10000}
    */
   maxEvents?: number;
+  /**
+   * Bytes of events kept in memory, each counted as the length of its JSON line (as in the NDJSON file); beyond
+   * it the oldest are evicted and counted in `stats().evicted`. The newest event is always kept.
+   * @default {268435456} (256 MB)
+   */
+  maxBytes?: number;
+  /**
+   * Milliseconds a client has to send a request's headers; then it gets 408 and its connection is closed. Idle
+   * connections that start no request are closed after it too.
+   * @default {10000}
+   */
+  headersTimeout?: number;
+  /**
+   * Milliseconds a client has to send a whole request, headers and body; then it gets 408 and its connection is
+   * closed. At least `headersTimeout`.
+   * @default {30000}
+   */
+  requestTimeout?: number;
   /**
    * Fraction (0..1) of ingestion requests answered with `failStatus` instead of being stored.
    * @default {0}
@@ -53,7 +86,8 @@ export interface CollectorOptions {
   log?: (line: string) => void;
   /**
    * Keep every ingestion request in `Collector.requests` (method, path, headers, wire bytes, decoded body, time):
-   * for tests. Memory grows with every request, so `tally serve` leaves it off.
+   * for tests. Memory grows with every request, so `tally serve` leaves it off. The request log is the one place
+   * the write key is kept (tests check what a client sent): in this process only, never served or written.
    * @default {false}
    */
   recordRequests?: boolean;
@@ -69,7 +103,10 @@ export interface StoredEvent {
   status: "good" | "bad";
   /** Why a bad message is bad, one sentence per problem, each naming the field. Empty when good. */
   reasons: string[];
-  /** The message as received (a batch's top-level `context` and `integrations` merged in, the item's own winning). */
+  /**
+   * The message as received (a batch's top-level `context` and `integrations` merged in, the item's own winning),
+   * without any `writeKey` it carried. A message over the 32 KB limit once merged is kept as sent, unmerged.
+   */
   message: Record<string, unknown>;
 }
 
@@ -88,8 +125,10 @@ export interface EventFilter {
   event?: string;
   /** Good or bad messages only. */
   status?: "good" | "bad";
-  /** At most this many, newest first. */
+  /** At most this many, newest first. (`GET /api/events` answers 1000 when no limit is given, and at most 10000.) */
   limit?: number;
+  /** Only events with a smaller id: the next page after an event of this id. */
+  before?: number;
 }
 
 /** Counters since the collector started or was last cleared. */
@@ -132,7 +171,10 @@ export interface CollectorRequest {
   headers: Record<string, string>;
   /** Body bytes on the wire (before gunzip). */
   wireBytes: number;
-  /** The decoded JSON body; `{}` when it was not JSON (or over a limit). */
+  /**
+   * The decoded JSON body, write key included (this log stays in the process); `{}` when it was not JSON (or over
+   * a limit).
+   */
   body: { batch?: Record<string, unknown>[]; sentAt?: string; writeKey?: string; [key: string]: unknown };
   /** Milliseconds since the collector started. */
   at: number;
