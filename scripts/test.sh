@@ -58,7 +58,7 @@ failed=$((failed + ${f:-0}))
 echo "== tally binary (the CLI tests against the compiled executable)"
 if "$deno" run --allow-run --allow-read --allow-write --allow-env scripts/compile.ts 2>&1 | tee "$log/compile" &&
   [ "${PIPESTATUS[0]}" -eq 0 ]; then
-  TALLY_BIN=./tally "$bun" test --timeout 30000 tests/cli_test.ts 2>&1 | tee "$log/bin"
+  TALLY_BIN=./tally "$bun" test --timeout 30000 tests/cli_test.ts tests/cli_hostile_test.ts 2>&1 | tee "$log/bin"
   p=$(grep -E '^ *[0-9]+ pass$' "$log/bin" | tail -n 1 | grep -oE '[0-9]+')
   f=$(grep -E '^ *[0-9]+ fail$' "$log/bin" | tail -n 1 | grep -oE '[0-9]+')
   [ -n "$p" ] || f=$((${f:-0} + 1))
