@@ -4,8 +4,12 @@
  * library sends, a click shows the JSON and the validation reasons, message
  * data stays text, the filters and the keyboard work, a flood is capped, and
  * Clear empties it; messages of no or an unknown type have their counter, and
- * a filtered DELETE takes its rows away. Screenshots (light and dark) go to
- * .test-artifacts/.
+ * a filtered DELETE takes its rows away; markup in any event field stays text
+ * (no `<script>`, `<img onerror>` or `<svg onload>` runs), and a page on
+ * another site (http://evil.test, mapped to 127.0.0.1 in the browser) can
+ * neither post events (form or fetch), nor read, stream or delete them, nor
+ * reach the collector under its own name (DNS rebinding). Screenshots (light
+ * and dark) go to .test-artifacts/.
  *
  * Runs on Deno (with the suite's scoped permissions, plus --allow-write for
  * the screenshots), on Bun, and on Node against the npm build. Without
