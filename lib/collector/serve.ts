@@ -229,7 +229,8 @@ export async function serve(args: string[], io?: ServeIo): Promise<number> {
     return 2;
   }
   if (parsed.help) {
-    out(HELP.trimEnd());
+    // One line per call, as ServeIo says: the CLI escapes control characters, newlines included, within a line.
+    for (const line of HELP.trimEnd().split("\n")) out(line);
     return 0;
   }
   const { options: collectorOptions, quiet } = parsed;

@@ -415,7 +415,13 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
       if (refusal !== undefined) return refusal.ended();
       store.bytes += size;
       const raw = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
-      received(req, res, path, kind, raw, done);
+      try {
+        received(req, res, path, kind, raw, done);
+      } catch (e) {
+        // As in the request handler: a 500 for this request, and the collector carries on.
+        if (!res.headersSent) error(res, 500, `Cannot handle the request: ${(e as Error).message}`);
+        done(500, (e as Error).message);
+      }
     });
   }
 
