@@ -47,13 +47,29 @@ export function serialize(message: object, action: string): string {
   } catch {
     // fall through to the slow path, which explains the problem
   }
-  if (json === undefined || json.includes("{}")) {
+  if (json === undefined || json.includes("{}") || (json.length > 2 * MAX_DEPTH && bracketsOver(json, MAX_DEPTH))) {
     json = JSON.stringify(normalize(message, "", [], action));
   }
   return json;
 }
 
-/** Deeper than this, a value is refused: the slow path recurses, and no runtime's stack is endless. */
+/**
+ * Whether `json` has more than `max` opening brackets: a cheap, native
+ * necessary condition for nesting deeper than `max`, so only such messages
+ * take the slow path that measures the depth (and refuses it, as receivers do).
+ */
+function bracketsOver(json: string, max: number): boolean {
+  let n = 0;
+  for (const bracket of ["{", "["]) {
+    for (let i = json.indexOf(bracket); i !== -1; i = json.indexOf(bracket, i + 1)) if (++n > max) return true;
+  }
+  return false;
+}
+
+/**
+ * Deeper than this, a value is refused on every path: the slow path recurses, no runtime's stack is endless, and
+ * receivers bound it too (`tally serve` refuses bodies nested over 1024 levels).
+ */
 export const MAX_DEPTH = 1000;
 
 /**
