@@ -63,7 +63,7 @@ const out = flag("out", `${ROOT}BENCHMARKS.md`);
 const log = (line: string): void => console.error(`[bench] ${line}`);
 /** `--tools=false` skips the CLI and collector figures (the library's alone take about 2.5 minutes). */
 const tools = flag("tools", "true") !== "false";
-/** `--peers=false` skips the peers on Node (they take about 7 minutes). */
+/** `--peers=false` skips the peers on Node (they take about 9 minutes). */
 const withPeers = flag("peers", "true") !== "false" && runtimes.includes("node");
 /** "100k" for the DESIGN.md burst, the count otherwise. */
 const burstLabel = BURST % 1000 === 0 ? `${BURST / 1000}k` : String(BURST);
@@ -803,7 +803,7 @@ function howMeasured(): string[] {
     "## How to rerun",
     "",
     "```sh",
-    "# everything (about 12 minutes on 2 cores; the peers are installed into bench/peers first if missing)",
+    "# everything (about 15 minutes on 2 cores; the peers are installed into bench/peers first if missing)",
     "deno task bench",
     "# the library figures and the peers only, without the CLI and collector figures",
     "deno task bench --tools=false",
