@@ -18,6 +18,9 @@ export const MAX_IN_FLIGHT = 4;
 /** Attempts answered 429 with Retry-After do not count as retries; at most this many more are made. */
 const MAX_RATE_LIMITED_ATTEMPTS = 20;
 
+/** The longest delay a timer takes (about 24.8 days): a flush() without a timeout waits on one. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Refused messages held for one `onError` call at most; a longer burst is reported in chunks of this many. */
 const MAX_HELD_DROPS = 1000;
 
@@ -196,7 +199,8 @@ export class Delivery {
         resolve,
         timer: undefined,
       };
-      if (timeout !== undefined) waiter.timer = setTimeout(() => this.#release(waiter), timeout);
+      // A pending flush() keeps the program alive (its timer is ref'd), though the retry waits it stands on are not.
+      waiter.timer = setTimeout(() => this.#release(waiter), timeout ?? MAX_TIMER_MS);
       this.#waiters.add(waiter);
     });
   }
