@@ -39,6 +39,10 @@ export function send(transport: FetchFn | HttpClient, post: Post): Promise<HttpC
  */
 export async function readAnswer(response: HttpClientResponse, maxBytes: number): Promise<string> {
   const body = response.body;
+  // A short answer with a length (Segment's {"success":true}) is read whole: fetch keeps to its Content-Length,
+  // and the native read is far cheaper than a reader loop.
+  const length = Number(headerOf(response, "content-length") ?? NaN);
+  if (length <= maxBytes && typeof response.text === "function") return (await response.text()).slice(0, maxBytes);
   if (body == null || typeof body.getReader !== "function") {
     if (typeof response.text !== "function") return "";
     return (await response.text()).slice(0, maxBytes);
