@@ -14,30 +14,12 @@ import { request } from "node:http";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Collector, type CollectorOptions, serve, startCollector } from "../lib/collector/mod.ts";
+import { type Collector, serve } from "../lib/collector/mod.ts";
+import { canWrite, delay, tracks, withCollector } from "./fixtures/collector_helpers.ts";
 import { hostAllowed, originAllowed } from "../lib/collector/access.ts";
 import { sameKey } from "../lib/collector/auth.ts";
 
-const canWrite = !("Deno" in globalThis) || Deno.permissions.querySync({ name: "write" }).state === "granted";
-const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function withCollector(options: CollectorOptions, body: (collector: Collector) => Promise<void>): Promise<void> {
-  const collector = await startCollector(options);
-  try {
-    await body(collector);
-  } finally {
-    await collector.stop();
-  }
-}
-
-let counter = 0;
-const track = (fields: Record<string, unknown> = {}): Record<string, unknown> => ({
-  type: "track",
-  messageId: `a-${++counter}`,
-  userId: "u1",
-  event: "Access",
-  ...fields,
-});
+const track = tracks("a", "Access");
 
 interface Answer {
   status: number;

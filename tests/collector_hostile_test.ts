@@ -25,27 +25,9 @@ import {
   startCollector,
   type StoredEvent,
 } from "../lib/collector/mod.ts";
+import { canWrite, delay, tracks, withCollector } from "./fixtures/collector_helpers.ts";
 
-const canWrite = !("Deno" in globalThis) || Deno.permissions.querySync({ name: "write" }).state === "granted";
-const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function withCollector(options: CollectorOptions, body: (collector: Collector) => Promise<void>): Promise<void> {
-  const collector = await startCollector(options);
-  try {
-    await body(collector);
-  } finally {
-    await collector.stop();
-  }
-}
-
-let counter = 0;
-const track = (fields: Record<string, unknown> = {}): Record<string, unknown> => ({
-  type: "track",
-  messageId: `h-${++counter}`,
-  userId: "u1",
-  event: "Hostile",
-  ...fields,
-});
+const track = tracks("h", "Hostile");
 
 async function post(
   collector: Collector,

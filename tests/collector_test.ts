@@ -24,24 +24,11 @@ import {
   startCollector,
   type StoredEvent,
 } from "../lib/collector/mod.ts";
+import { canWrite, delay, withCollector } from "./fixtures/collector_helpers.ts";
 
 const FAST = { minRetryDelay: 0.01, maxRetryDelay: 0.05 } as const;
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const SERVE_CHILD = fileURLToPath(new URL("./fixtures/collector_serve.ts", import.meta.url));
-
-const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function withCollector(
-  options: CollectorOptions,
-  body: (collector: Collector) => Promise<void>,
-): Promise<void> {
-  const collector = await startCollector(options);
-  try {
-    await body(collector);
-  } finally {
-    await collector.stop();
-  }
-}
 
 let counter = 0;
 /** A valid track message with a fresh messageId. */
@@ -105,8 +92,6 @@ function errorLog() {
     count: (): number => calls.reduce((n, call) => n + call.messages.length, 0),
   };
 }
-
-const canWrite = !("Deno" in globalThis) || Deno.permissions.querySync({ name: "write" }).state === "granted";
 
 // ---- ingestion and the query API
 
