@@ -257,7 +257,7 @@ if (import.meta.main || process.argv[1] === SELF) {
       }
     });
     process.stdin.on("end", () => process.kill(process.pid, "SIGTERM"));
-    const { serve } = await import("../lib/collector/serve.ts");
+    const { serve } = await import("../serve/serve.ts");
     process.exitCode = await serve(args.slice(1));
   } else {
     const flag = (name: string): string | undefined =>

@@ -40,12 +40,12 @@ Exit codes: 0 all delivered; 1 some messages not delivered; 2 usage error or inv
 }
 
 /**
- * The collector (lib/collector/serve.ts), loaded only when `tally serve` runs; the binary bundles it.
+ * The collector (serve/serve.ts), loaded only when `tally serve` runs; the binary bundles it.
  * It writes through `io` like every command, and stops cleanly when its output is lost. Its log quotes
  * what clients send (event names, user ids): control characters in it are escaped.
  */
 async function serve(args: string[], io: Io): Promise<number> {
-  const collector = await import("../lib/collector/serve.ts");
+  const collector = await import("../serve/serve.ts");
   return collector.serve(args, {
     out: (line) => void io.outFixed(escapeControls(line) + "\n"),
     err: (line) => io.errRaw(io.clean(line) + "\n"),

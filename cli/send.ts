@@ -132,7 +132,7 @@ const describe = (value: unknown): string =>
     ? "a string"
     : `a ${typeof value}`;
 
-/** The keys of a line of `tally serve`'s NDJSON file (lib/collector/ndjson.ts): a received message, wrapped. */
+/** The keys of a line of `tally serve`'s NDJSON file (serve/ndjson.ts): a received message, wrapped. */
 const CAPTURED_KEYS = new Set(["id", "receivedAt", "status", "reasons", "message"]);
 
 const isObject = (value: unknown): value is Record<string, unknown> =>

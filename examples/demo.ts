@@ -22,7 +22,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import process from "node:process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import type { CollectorStats as Stats, StoredEvent as Stored } from "../lib/collector/mod.ts";
+import type { CollectorStats as Stats, StoredEvent as Stored } from "../serve/mod.ts";
 
 /** The examples, in the seed's order. */
 const EXAMPLES = [

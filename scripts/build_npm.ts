@@ -112,7 +112,7 @@ const ENTRIES: [string, string][] = [[".", "mod.ts"], ["./testing", "testing.ts"
 const hasCli = existsSync(join(ROOT, "cli.ts"));
 /**
  * Everything compiled into the package: the entries, and every file under
- * lib/ and cli/, since some modules are loaded by computed specifiers (the
+ * lib/, cli/ and serve/, since some modules are loaded by computed specifiers (the
  * collector, the inspector) that no import graph shows.
  */
 const SOURCES = [
@@ -120,6 +120,7 @@ const SOURCES = [
   ...(hasCli ? ["cli.ts"] : []),
   ...tsFilesUnder("lib"),
   ...tsFilesUnder("cli"),
+  ...tsFilesUnder("serve"),
 ];
 const SOURCE_SET = new Set(SOURCES.map((file) => join(ROOT, file)));
 

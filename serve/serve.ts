@@ -9,7 +9,7 @@
 import { mkdir } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import process from "node:process";
-import { flagHelp, type FlagSpec, kebab, parseArgs, UsageError } from "../../cli/args.ts";
+import { flagHelp, type FlagSpec, kebab, parseArgs, UsageError } from "../cli/args.ts";
 import { normalHost, normalOrigin } from "./access.ts";
 import { startCollector } from "./server.ts";
 import type { CollectorOptions } from "./types.ts";

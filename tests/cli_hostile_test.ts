@@ -13,7 +13,7 @@ import process from "node:process";
 import { Buffer } from "node:buffer";
 import { streamIo } from "../cli/io.ts";
 import { main } from "../cli/main.ts";
-import { startCollector } from "../lib/collector/mod.ts";
+import { startCollector } from "../serve/mod.ts";
 import {
   baseEnv,
   KEY,

@@ -13,7 +13,7 @@ import { gzipSync } from "node:zlib";
 import { type FlagSpec, parseArgs } from "../cli/args.ts";
 import { CALL_TYPES, callFlags } from "../cli/commands.ts";
 import { SEND_FLAGS } from "../cli/send.ts";
-import { SERVE_FLAGS } from "../lib/collector/serve.ts";
+import { SERVE_FLAGS } from "../serve/serve.ts";
 import { VERSION } from "../lib/version.ts";
 import {
   AUTH,

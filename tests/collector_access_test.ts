@@ -14,10 +14,10 @@ import { request } from "node:http";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Collector, serve } from "../lib/collector/mod.ts";
+import { type Collector, serve } from "../serve/mod.ts";
 import { canWrite, delay, tracks, withCollector } from "./fixtures/collector_helpers.ts";
-import { hostAllowed, originAllowed } from "../lib/collector/access.ts";
-import { sameKey } from "../lib/collector/auth.ts";
+import { hostAllowed, originAllowed } from "../serve/access.ts";
+import { sameKey } from "../serve/auth.ts";
 
 const track = tracks("a", "Access");
 

@@ -24,7 +24,7 @@ import {
   serve,
   startCollector,
   type StoredEvent,
-} from "../lib/collector/mod.ts";
+} from "../serve/mod.ts";
 import { canWrite, delay, tracks, withCollector } from "./fixtures/collector_helpers.ts";
 
 const track = tracks("h", "Hostile");

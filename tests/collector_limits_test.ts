@@ -18,7 +18,7 @@ import { connect, type Socket } from "node:net";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { type Collector, REQUEST_LIMIT, startCollector } from "../lib/collector/mod.ts";
+import { type Collector, REQUEST_LIMIT, startCollector } from "../serve/mod.ts";
 
 const CLIENT = fileURLToPath(new URL("./fixtures/collector_client.mjs", import.meta.url));
 const REPEATS = 20;

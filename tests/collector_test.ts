@@ -1,5 +1,5 @@
 /**
- * The local collector (lib/collector, `tally serve`): every endpoint and
+ * The local collector (serve/, `tally serve`): every endpoint and
  * limit, gzip, auth, each validation rule, eviction, the NDJSON file, the
  * event stream, scripted replies, the fault flags against the library's
  * retry policy, and the `tally serve` command.
@@ -23,7 +23,7 @@ import {
   serve,
   startCollector,
   type StoredEvent,
-} from "../lib/collector/mod.ts";
+} from "../serve/mod.ts";
 import { canWrite, delay, withCollector } from "./fixtures/collector_helpers.ts";
 
 const FAST = { minRetryDelay: 0.01, maxRetryDelay: 0.05 } as const;

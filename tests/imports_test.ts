@@ -1,6 +1,7 @@
 /**
- * DESIGN 1 and STYLE: mod.ts and lib/ (outside lib/collector/) import only
- * relative `.ts` files, so the library runs on web standards alone.
+ * DESIGN 1 and STYLE: mod.ts and everything under lib/ import only relative
+ * `.ts` files, so the library runs on web standards alone. The collector
+ * (`serve/`) and the CLI (`cli/`) live outside lib/ and may use `node:`.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -10,11 +11,11 @@ import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
-/** Every .ts file under `dir`, skipping lib/collector/. */
+/** Every .ts file under `dir`. */
 function tsFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
     const path = join(dir, name);
-    if (statSync(path).isDirectory()) return relative(root, path) === join("lib", "collector") ? [] : tsFiles(path);
+    if (statSync(path).isDirectory()) return tsFiles(path);
     return name.endsWith(".ts") ? [path] : [];
   });
 }

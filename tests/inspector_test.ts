@@ -22,7 +22,7 @@ import os from "node:os";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import type { Browser, Page } from "playwright-core";
-import { startCollector } from "../lib/collector/mod.ts";
+import { startCollector } from "../serve/mod.ts";
 import { Analytics } from "../mod.ts";
 
 const CHROMIUM = "/usr/bin/chromium";

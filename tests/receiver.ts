@@ -1,11 +1,11 @@
 /**
  * The recording receiver for tests, the demo and benches: a thin adapter
- * over the real collector (lib/collector) on 127.0.0.1. It keeps each
+ * over the real collector (serve/) on 127.0.0.1. It keeps each
  * ingestion request as it arrived (gzip decoded) and answers from a script
  * of replies; with the script empty, the collector answers as `tally serve`
  * does (200 `{"success":true}` after checking and storing the messages).
  */
-import { type CollectorRequest, startCollector } from "../lib/collector/mod.ts";
+import { type CollectorRequest, startCollector } from "../serve/mod.ts";
 
 /** One request as it arrived. */
 export type Received = CollectorRequest;

@@ -19,7 +19,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { Analytics } from "../mod.ts";
-import { startCollector } from "../lib/collector/mod.ts";
+import { startCollector } from "../serve/mod.ts";
 import { childRecords, Ledger, type Run, runChild, SCALE } from "./fixtures/reliability_ledger.ts";
 
 const CHILD = fileURLToPath(new URL("./fixtures/reliability_child.ts", import.meta.url));

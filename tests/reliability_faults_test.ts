@@ -22,8 +22,8 @@ import type { AddressInfo } from "node:net";
 import process from "node:process";
 import { gunzipSync } from "node:zlib";
 import { Analytics } from "../mod.ts";
-import { type Collector, startCollector } from "../lib/collector/mod.ts";
-import { seededRandom } from "../lib/collector/faults.ts";
+import { type Collector, startCollector } from "../serve/mod.ts";
+import { seededRandom } from "../serve/faults.ts";
 import { delay, Ledger, SCALE } from "./fixtures/reliability_ledger.ts";
 
 const SEED = Number(process.env.TALLY_RELIABILITY_SEED ?? 9);

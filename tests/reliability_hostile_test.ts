@@ -23,7 +23,7 @@ import assert from "node:assert/strict";
 import process from "node:process";
 import fc from "fast-check";
 import { Analytics, ValidationError, VERSION } from "../mod.ts";
-import { type CollectorRequest, startCollector } from "../lib/collector/mod.ts";
+import { type CollectorRequest, startCollector } from "../serve/mod.ts";
 import { SCALE } from "./fixtures/reliability_ledger.ts";
 
 const SEED = Number(process.env.TALLY_RELIABILITY_SEED ?? 20260509);
