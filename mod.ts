@@ -21,6 +21,7 @@ export { Analytics } from "./lib/client.ts";
 export { Context, ContextCancelation } from "./lib/context.ts";
 export type { EmitterEvents, ErrorEvent, EventName, HttpRequestEvent, HttpResponseEvent } from "./lib/emitter.ts";
 export { OAuthError, type OAuthSettings } from "./lib/oauth.ts";
+export type { CloseOnSignalsOptions } from "./lib/signals.ts";
 export { FetchHTTPClient } from "./lib/http_client.ts";
 export type { Plugin } from "./lib/plugins.ts";
 export { default } from "./lib/default_client.ts";

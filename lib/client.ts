@@ -7,6 +7,7 @@ import { type AnalyticsOptions, checkSetting, resolveOptions, type Settings } fr
 import { type Plugin, Plugins } from "./plugins.ts";
 import { redact } from "./redact.ts";
 import { boundedByteLength, byteLength, MAX_MESSAGE_BYTES, serialize } from "./serialize.ts";
+import { closeOnSignals, type CloseOnSignalsOptions } from "./signals.ts";
 import type {
   AliasParams,
   Callback,
@@ -652,6 +653,16 @@ export class Analytics {
   /** analytics-python's name for {@linkcode Analytics.close}. */
   shutdown(options: FlushOptions = {}): Promise<FlushResult> {
     return this.close(options);
+  }
+
+  /**
+   * On SIGTERM or SIGINT (Deno's, Bun's and Node's), closes the client within
+   * `timeout` milliseconds, then lets the program's own handlers and the
+   * signal's default behaviour run; never calls `process.exit` itself.
+   * Returns a function that removes the handlers.
+   */
+  closeOnSignals(options: CloseOnSignalsOptions = {}): () => void {
+    return closeOnSignals(this, options);
   }
 
   /** Counters: queued, inFlight, delivered, failed, dropped, retries, batches, bytesSent. */
