@@ -108,7 +108,7 @@ function tsFilesUnder(dir: string): string[] {
 }
 
 /** Public entry points: export subpath -> source file. */
-const ENTRIES: [string, string][] = [[".", "mod.ts"], ["./testing", "testing.ts"]];
+const ENTRIES: [string, string][] = [[".", "mod.ts"], ["./testing", "testing.ts"], ["./storage", "storage.ts"]];
 const hasCli = existsSync(join(ROOT, "cli.ts"));
 /**
  * Everything compiled into the package: the entries, and every file under
@@ -121,6 +121,8 @@ const SOURCES = [
   ...tsFilesUnder("lib"),
   ...tsFilesUnder("cli"),
   ...tsFilesUnder("serve"),
+  ...tsFilesUnder("storage"),
+  ...tsFilesUnder("plan"),
 ];
 const SOURCE_SET = new Set(SOURCES.map((file) => join(ROOT, file)));
 
