@@ -22,10 +22,12 @@ import type {
   CollectorOptions,
   CollectorRequest,
   EventFilter,
+  MessageSource,
   ScriptedReply,
   StoredEvent,
 } from "./types.ts";
-import { describe, MESSAGE_TYPES, validateMessage } from "./validate.ts";
+import { describe, validateMessage } from "./validate.ts";
+import { countMetrics, ENDPOINTS, SETTINGS_PATH, settingsFor, SourceMaker } from "./web.ts";
 
 const JSON_TYPE = "application/json";
 const OK_BODY = '{"success":true}';
@@ -52,7 +54,7 @@ const ANSWER_STALL_MS = 30_000;
 /** Bytes of memory an event costs beyond its JSON line, counted against `maxBytes` when no line was made. */
 const EVENT_OVERHEAD = 128;
 /** Headers a page may send with an ingestion request (CORS preflight). */
-const CORS_HEADERS = "authorization, content-type, content-encoding";
+const CORS_HEADERS = "authorization, content-type, content-encoding, x-retry-count";
 
 type Json = Record<string, unknown>;
 
@@ -83,6 +85,7 @@ interface Settings {
   out: string | undefined;
   maxEvents: number;
   maxBytes: number;
+  maxSeenIds: number;
   headersTimeout: number;
   requestTimeout: number;
   failRate: number;
@@ -147,6 +150,7 @@ function check(options: CollectorOptions): Settings {
     out: options.out,
     maxEvents: number("maxEvents", 10_000, (n) => Number.isInteger(n) && n >= 1, "a positive integer"),
     maxBytes: number("maxBytes", 256 * 1024 * 1024, (n) => Number.isSafeInteger(n) && n >= 1, "a positive integer"),
+    maxSeenIds: number("maxSeenIds", 100_000, (n) => Number.isSafeInteger(n) && n >= 1, "a positive integer"),
     headersTimeout,
     requestTimeout,
     failRate: number("failRate", 0, rate, "a number from 0 to 1"),
@@ -183,10 +187,10 @@ const kb = (bytes: number): string =>
     : `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 
 /** `StoredEvent` as JSON, with the message's JSON already at hand: the same text as `JSON.stringify(event)`. */
-function eventJson(event: StoredEvent, messageJson: string): string {
+function eventJson(event: StoredEvent, sourceJson: string, messageJson: string): string {
   return `{"id":${event.id},"receivedAt":"${event.receivedAt}","status":"${event.status}","reasons":${
     event.reasons.length === 0 ? "[]" : JSON.stringify(event.reasons)
-  },"message":${messageJson}}`;
+  },"source":${sourceJson}${event.duplicate ? ',"duplicate":true' : ""},"message":${messageJson}}`;
 }
 
 /** One line naming a bad message for the log: `bad #12 track "Signed Up" user u1: reason; reason`. */
@@ -205,8 +209,21 @@ function badLine(event: StoredEvent): string {
 /** Text from a client, quoted for an error message, at most 40 characters of it. */
 const quote = (text: string): string => JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text);
 
-/** The query parameters of `GET /api/events` and `DELETE /api/events?...`. */
-const FILTERS = ["type", "userId", "anonymousId", "event", "status", "limit", "before"] as const;
+/** The query parameters of `GET /api/events` and `DELETE /api/events?...` (`library` is another name of `source`). */
+const FILTERS = [
+  "type",
+  "userId",
+  "anonymousId",
+  "event",
+  "status",
+  "source",
+  "library",
+  "duplicate",
+  "limit",
+  "before",
+] as const;
+/** The filters a `next` page link repeats, as `EventFilter` names them. */
+const PAGE_FILTERS = ["type", "userId", "anonymousId", "event", "status", "source", "duplicate"] as const;
 
 /**
  * The filter a query string asks for, or why it is not one: an unknown or repeated parameter, a bad status or
@@ -235,6 +252,12 @@ function parseFilter(query: string, forDelete: boolean): EventFilter | string {
     if (name === "status") {
       if (value !== "good" && value !== "bad") return `status must be "good" or "bad", got ${quote(value)}`;
       filter.status = value;
+    } else if (name === "duplicate") {
+      if (value !== "true" && value !== "false") return `duplicate must be "true" or "false", got ${quote(value)}`;
+      filter.duplicate = value === "true";
+    } else if (name === "source" || name === "library") {
+      if (filter.source !== undefined) return "source and library are the same filter: give one of them";
+      filter.source = value;
     } else if (name === "limit" || name === "before") {
       if (!/^\d+$/.test(value)) return `${name} must be a whole number, got ${quote(value)}`;
       const n = Number(value);
@@ -259,6 +282,7 @@ function classify(
   item: unknown,
   index: number,
   kind: string,
+  endpoint: string,
   context: Json | undefined,
   integrations: Json | undefined,
   now: number,
@@ -277,7 +301,10 @@ function classify(
   let extra = NO_REASONS;
   if (single) {
     if (item.type === undefined) sent = { type: kind, ...sent };
-    else if (item.type !== kind) extra = [`type ${describe(item.type)} was sent to /v1/${kind}`];
+    else if (item.type !== kind) {
+      const short = endpoint.length === 5 ? ` (${kind})` : "";
+      extra = [`type ${describe(item.type)} was sent to ${endpoint}${short}`];
+    }
   }
   let message = sent;
   if (context !== undefined || integrations !== undefined) {
@@ -319,7 +346,7 @@ const utf8Bytes = (json: string, limit: number): number =>
 export async function startCollector(options: CollectorOptions = {}): Promise<Collector> {
   const s = check(options);
   const started = Date.now();
-  const store = new EventStore(s.maxEvents, s.maxBytes);
+  const store = new EventStore(s.maxEvents, s.maxBytes, s.maxSeenIds);
   const hub = new StreamHub(() => store.stats(), s.log);
   const rightKey = s.writeKey === undefined ? undefined : keyChecker(s.writeKey);
   const faults = new FaultPlan(s.failRate, s.dropConnectionRate, s.seed);
@@ -360,7 +387,7 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
 
   // ---- ingestion
 
-  function ingest(req: IncomingMessage, res: ServerResponse, path: string, kind: string): void {
+  function ingest(req: IncomingMessage, res: ServerResponse, path: string, endpoint: string, kind: string): void {
     const t0 = performance.now();
     store.requests++;
     const done = (status: number, detail: string): void =>
@@ -416,7 +443,7 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
       store.bytes += size;
       const raw = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
       try {
-        received(req, res, path, kind, raw, done);
+        received(req, res, path, endpoint, kind, raw, done);
       } catch (e) {
         // As in the request handler: a 500 for this request, and the collector carries on.
         if (!res.headersSent) error(res, 500, `Cannot handle the request: ${(e as Error).message}`);
@@ -475,6 +502,7 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
     req: IncomingMessage,
     res: ServerResponse,
     path: string,
+    endpoint: string,
     kind: string,
     raw: Buffer,
     done: (status: number, detail: string) => void,
@@ -514,6 +542,19 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
       }
     }
     const body: CollectorRequest["body"] = isObject(parsed) ? parsed : {};
+    if (kind === "metrics") {
+      // analytics.js's own counters: no write key, no faults or scripted replies (they are for the client's
+      // deliveries, and metrics come at times of their own), never stored.
+      if (problem !== undefined) {
+        error(res, 400, problem, inflatesPast ? CLOSE : undefined);
+        return done(400, problem);
+      }
+      const points = countMetrics(parsed);
+      store.metrics += points;
+      hub.changed();
+      send(res, 200, OK_BODY);
+      return done(200, `${points} metric${points === 1 ? "" : "s"}`);
+    }
 
     if (s.recordRequests || requestListeners.size > 0) {
       const headers: Record<string, string> = {};
@@ -576,7 +617,8 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
           return done(401, `(${why})`);
         }
       }
-      accept(res, kind, parsed, body, decodedBytes, done);
+      const sources = new SourceMaker(endpoint, req.headers["user-agent"], req.headers.origin);
+      accept(res, kind, endpoint, sources, parsed, body, decodedBytes, done);
     };
     if (s.latency > 0) {
       held.add(res);
@@ -587,6 +629,8 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
   function accept(
     res: ServerResponse,
     kind: string,
+    endpoint: string,
+    sources: SourceMaker,
     parsed: unknown,
     body: Json,
     decodedBytes: number,
@@ -642,7 +686,7 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
     const oversized: { index: number; bytes: number }[] = [];
     let mergedBytes = 0;
     for (let i = 0; i < items.length; i++) {
-      const item = classify(items[i], i, kind, context, integrations, now);
+      const item = classify(items[i], i, kind, endpoint, context, integrations, now);
       classified[i] = item;
       if (!measure) continue;
       const json = JSON.stringify(item.message);
@@ -668,11 +712,12 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
     const share = Math.ceil(decodedBytes / Math.max(1, items.length)) + EVENT_OVERHEAD;
     const keep = (message: Json, reasons: string[], known: string | undefined): void => {
       const json = known ?? (serialize ? JSON.stringify(message) : undefined);
-      let size = json === undefined ? share : json.length + EVENT_OVERHEAD;
+      const source: MessageSource = sources.of(message);
+      let size = (json === undefined ? share : json.length + EVENT_OVERHEAD) + sources.json.length;
       for (const reason of reasons) size += reason.length;
-      const event = store.add(message, receivedAt, reasons, size);
+      const event = store.add(message, receivedAt, reasons, source, size);
       stored.push(event);
-      if (json !== undefined && serialize) lines.push(eventJson(event, json));
+      if (json !== undefined && serialize) lines.push(eventJson(event, sources.json, json));
     };
 
     if (oversized.length > 0) {
@@ -783,10 +828,9 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
     if (found.length > limit) {
       found.length = limit;
       const params = new URLSearchParams();
-      for (const name of FILTERS) {
-        const value = name === "limit" ? limit : name === "before" ? found[limit - 1].id : filter[name];
-        if (value !== undefined) params.set(name, String(value));
-      }
+      for (const name of PAGE_FILTERS) if (filter[name] !== undefined) params.set(name, String(filter[name]));
+      params.set("limit", String(limit));
+      params.set("before", String(found[limit - 1].id));
       next = `,"next":${JSON.stringify(`/api/events?${params}`)}`;
     }
     const tail = `],"evicted":${store.evicted}${next}}`;
@@ -822,6 +866,42 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
   function methodNotAllowed(res: ServerResponse, allow: string): number {
     error(res, 405, `Method not allowed: use ${allow}`, { allow });
     return 405;
+  }
+
+  /**
+   * `GET /v1/projects/:writeKey/settings`: the settings analytics.js loads from `cdnURL`, pointing it back here.
+   * For the pages ingestion takes (CORS); with `writeKey` set, only for that key. The key is echoed to the page
+   * that sent it, and never logged or kept.
+   */
+  function answerSettings(req: IncomingMessage, res: ServerResponse, encodedKey: string): number {
+    const origin = req.headers.origin;
+    if (origin !== undefined) {
+      if (!originAllowed(origin, s.allowOrigins)) {
+        error(res, 403, `Cannot give settings to the page at ${quote(origin)}: see --allow-origin`);
+        return 403;
+      }
+      res.setHeader("access-control-allow-origin", origin);
+      res.setHeader("vary", "origin");
+    }
+    if (req.method !== "GET" && req.method !== "HEAD") return methodNotAllowed(res, "GET");
+    let key: string;
+    try {
+      key = decodeURIComponent(encodedKey);
+    } catch {
+      key = "";
+    }
+    if (key === "") {
+      error(res, 404, "Cannot give settings: the path names no write key (GET /v1/projects/WRITE_KEY/settings)");
+      return 404;
+    }
+    if (rightKey !== undefined && !rightKey(key)) {
+      error(res, 401, "Cannot give settings: the write key asked for is not the one given with --write-key");
+      return 401;
+    }
+    const fallback = `${["0.0.0.0", "::"].includes(s.hostname) ? "127.0.0.1" : host}:${port}`;
+    const body = JSON.stringify(settingsFor(key, req.headers.host, fallback));
+    send(res, 200, body, { "cache-control": "no-store" });
+    return 200;
   }
 
   /** A browser's CORS preflight for an ingestion request: answered for the origins ingestion takes. */
@@ -869,11 +949,18 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
     let path = q < 0 ? url : url.slice(0, q);
     if (path.length > 1 && path.endsWith("/")) path = path.slice(0, -1);
     if (path.startsWith("/v1/")) {
-      const kind = path.slice(4);
-      if (kind === "batch" || kind === "import" || MESSAGE_TYPES.includes(kind)) {
-        if (req.method !== "OPTIONS") return ingest(req, res, url, kind);
+      const kind = ENDPOINTS.get(path.slice(4));
+      if (kind !== undefined) {
+        if (req.method !== "OPTIONS") return ingest(req, res, url, path, kind);
         const status = preflight(req, res);
         return void log?.(`${clock()} ${req.method} ${url} ${status}`);
+      }
+      const settings = SETTINGS_PATH.exec(path);
+      if (settings !== null) {
+        req.resume();
+        const status = req.method === "OPTIONS" ? preflight(req, res) : answerSettings(req, res, settings[1]);
+        // The path holds the write key: never logged.
+        return void log?.(`${clock()} ${req.method} /v1/projects/…/settings ${status}`);
       }
     }
     let status: number;

@@ -1,6 +1,7 @@
 /** The in-memory event store: the newest events within a count and a byte bound (oldest evicted), filters, counters. */
+import { MESSAGE_ID_LIMIT } from "./limits.ts";
 import { MESSAGE_TYPES } from "./validate.ts";
-import type { CollectorStats, EventFilter, StoredEvent } from "./types.ts";
+import type { CollectorStats, EventFilter, MessageSource, StoredEvent } from "./types.ts";
 
 /** What `stats().byType` counts a message under: its type when the spec has it, else "unknown". */
 function typeKey(message: Record<string, unknown>): string {
@@ -13,6 +14,32 @@ function typeKey(message: Record<string, unknown>): string {
  */
 function idText(value: unknown): string | undefined {
   return typeof value === "string" ? value : typeof value === "number" ? String(value) : undefined;
+}
+
+/**
+ * The messageIds stored so far, to flag re-sends: at most `capacity` of them, the oldest (first seen) forgotten
+ * past it. A Set keeps insertion order, so the oldest is the first its iterator gives.
+ */
+export class SeenIds {
+  readonly capacity: number;
+  #ids = new Set<string>();
+
+  constructor(capacity: number) {
+    this.capacity = capacity;
+  }
+
+  /** Whether `id` was seen before; remembers it when not. Ids that are not strings of 1 to 100 characters: false. */
+  check(id: unknown): boolean {
+    if (typeof id !== "string" || id === "" || id.length > MESSAGE_ID_LIMIT) return false;
+    if (this.#ids.has(id)) return true;
+    this.#ids.add(id);
+    if (this.#ids.size > this.capacity) this.#ids.delete(this.#ids.values().next().value!);
+    return false;
+  }
+
+  clear(): void {
+    this.#ids.clear();
+  }
 }
 
 /** Keeps the newest events within `capacity` events and `maxBytes` bytes, and counts everything that went through. */
@@ -29,20 +56,37 @@ export class EventStore {
   #good = 0;
   #bad = 0;
   #evicted = 0;
+  #duplicates = 0;
+  #seen: SeenIds;
   #byType: Record<string, { good: number; bad: number }> = {};
   /** Transport counters, kept here so that `clear()` zeroes everything at once. */
   requests = 0;
   bytes = 0;
+  /** analytics.js metrics data points received. */
+  metrics = 0;
 
-  constructor(capacity: number, maxBytes: number) {
+  constructor(capacity: number, maxBytes: number, maxSeenIds: number) {
     this.capacity = capacity;
     this.maxBytes = maxBytes;
+    this.#seen = new SeenIds(maxSeenIds);
   }
 
   /** Stores one message, counted as `size` bytes, and returns the event made of it. */
-  add(message: Record<string, unknown>, receivedAt: string, reasons: string[], size: number): StoredEvent {
+  add(
+    message: Record<string, unknown>,
+    receivedAt: string,
+    reasons: string[],
+    source: MessageSource,
+    size: number,
+  ): StoredEvent {
     const status = reasons.length === 0 ? "good" : "bad";
-    const event: StoredEvent = { id: this.#nextId++, receivedAt, status, reasons, message };
+    const id = this.#nextId++;
+    const duplicate = this.#seen.check(message.messageId);
+    // `duplicate` only when true, and before `message`: the key order of the NDJSON line (`eventJson`).
+    const event: StoredEvent = duplicate
+      ? { id, receivedAt, status, reasons, source, duplicate, message }
+      : { id, receivedAt, status, reasons, source, message };
+    if (duplicate) this.#duplicates++;
     const counts = this.#byType[typeKey(message)] ??= { good: 0, bad: 0 };
     if (status === "good") {
       this.#good++;
@@ -78,7 +122,7 @@ export class EventStore {
 
   /** Indexes into `#events` of the events matching `filter`, newest first. */
   #matching(filter: EventFilter): number[] {
-    const { type, event, status, before } = filter;
+    const { type, event, status, before, source, duplicate } = filter;
     const userId = filter.userId === undefined ? undefined : String(filter.userId);
     const anonymousId = filter.anonymousId === undefined ? undefined : String(filter.anonymousId);
     const limit = filter.limit ?? Infinity;
@@ -88,6 +132,8 @@ export class EventStore {
       const stored = events[at];
       if (before !== undefined && stored.id >= before) continue;
       if (status !== undefined && stored.status !== status) continue;
+      if (duplicate !== undefined && (stored.duplicate === true) !== duplicate) continue;
+      if (source !== undefined && stored.source.library !== source) continue;
       const m = stored.message;
       if (type !== undefined && m.type !== type) continue;
       if (userId !== undefined && idText(m.userId) !== userId) continue;
@@ -100,7 +146,8 @@ export class EventStore {
 
   /**
    * Forgets the events matching `filter` (the newest `filter.limit` of them, when given) and takes them out of the
-   * counters, as if they had never arrived; the transport counters and `evicted` stay. Returns them, newest first.
+   * counters, as if they had never arrived; the transport counters, `evicted`, `metrics` and the messageIds seen
+   * stay (a re-send of a deleted message is still a re-send). Returns them, newest first.
    */
   delete(filter: EventFilter): StoredEvent[] {
     const at = this.#matching(filter);
@@ -120,6 +167,7 @@ export class EventStore {
     this.#sizes = sizes;
     this.#start = 0;
     for (const event of gone) {
+      if (event.duplicate) this.#duplicates--;
       const type = typeKey(event.message);
       const counts = this.#byType[type];
       if (event.status === "good") {
@@ -145,6 +193,8 @@ export class EventStore {
       requests: this.requests,
       bytes: this.bytes,
       evicted: this.#evicted,
+      duplicates: this.#duplicates,
+      metrics: this.metrics,
     };
   }
 
@@ -152,8 +202,11 @@ export class EventStore {
     return this.#evicted;
   }
 
-  /** Forgets every event and zeroes every counter; ids keep increasing. */
+  /** Forgets every event and every messageId seen, and zeroes every counter; ids keep increasing. */
   clear(): void {
+    this.#seen.clear();
+    this.#duplicates = 0;
+    this.metrics = 0;
     this.#events = [];
     this.#sizes = [];
     this.#start = 0;

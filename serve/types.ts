@@ -47,6 +47,14 @@ export interface CollectorOptions {
    */
   maxBytes?: number;
   /**
+   * MessageIds remembered to flag duplicates (`StoredEvent.duplicate`), evicted events' included. Past it the
+   * oldest ids are forgotten (first seen, first forgotten), so a re-send of one of them is taken as new. Each id
+   * costs at most about 300 bytes (ids over 100 characters are bad and not remembered): 100000 ids stay under
+   * 30 MB.
+   * @default {100000}
+   */
+  maxSeenIds?: number;
+  /**
    * Milliseconds a client has to send a request's headers; then it gets 408 and its connection is closed. Idle
    * connections that start no request are closed after it too.
    * @default {10000}
@@ -103,11 +111,32 @@ export interface StoredEvent {
   status: "good" | "bad";
   /** Why a bad message is bad, one sentence per problem, each naming the field. Empty when good. */
   reasons: string[];
+  /** Where it came from: the library that sent it, the page, the endpoint. */
+  source: MessageSource;
+  /**
+   * True when a message with the same messageId was stored before (a re-send: a retry after a lost answer, a
+   * replayed file); absent otherwise. Remembered ids are bounded by `maxSeenIds`; `clear()` forgets them.
+   */
+  duplicate?: true;
   /**
    * The message as received (a batch's top-level `context` and `integrations` merged in, the item's own winning),
    * without any `writeKey` it carried. A message over the 32 KB limit once merged is kept as sent, unmerged.
    */
   message: Record<string, unknown>;
+}
+
+/** Where a stored message came from. Fields the request did not tell are absent. */
+export interface MessageSource {
+  /** `context.library.name` of the message: "analytics.js", "@tally/analytics", "analytics-node"... */
+  library?: string;
+  /** `context.library.version`. */
+  version?: string;
+  /** The request's `User-Agent` (at most 256 characters). */
+  userAgent?: string;
+  /** The request's `Origin`: the page that sent it (browsers only). */
+  origin?: string;
+  /** The path it was posted to: "/v1/t", "/v1/batch"... */
+  endpoint: string;
 }
 
 /**
@@ -125,6 +154,10 @@ export interface EventFilter {
   event?: string;
   /** Good or bad messages only. */
   status?: "good" | "bad";
+  /** The library that sent it (`source.library`, exact), such as "analytics.js". `library=` in the query API. */
+  source?: string;
+  /** Duplicates only (true), or all but duplicates (false). */
+  duplicate?: boolean;
   /** At most this many, newest first. (`GET /api/events` answers 1000 when no limit is given, and at most 10000.) */
   limit?: number;
   /** Only events with a smaller id: the next page after an event of this id. */
@@ -153,6 +186,10 @@ export interface CollectorStats {
   bytes: number;
   /** Events evicted from memory to stay within `maxEvents`. */
   evicted: number;
+  /** Messages stored whose messageId had been stored before (`StoredEvent.duplicate`); counted in `total` too. */
+  duplicates: number;
+  /** analytics.js metrics data points received at `/v1/m` (never stored as events). */
+  metrics: number;
 }
 
 /** A scripted answer to one ingestion request, replacing normal processing (nothing is stored). */
