@@ -26,6 +26,7 @@ Usage:
   tally page | screen | group | alias [flags]    every field of the call as a flag
   tally send [FILE ...]                          NDJSON or JSON-array messages from files or stdin
   tally serve [--port 8787]                      local collector + inspector
+  tally plan check --plan PLAN [FILE ...]        check messages against a tracking plan (also: plan lint, plan types)
   tally --type track --writeKey K --userId U --event E    (Segment's library-e2e-tester convention)
 
 Common flags: --write-key KEY (else $TALLY_WRITE_KEY, else $SEGMENT_WRITE_KEY), --host URL (else $TALLY_HOST),
@@ -87,6 +88,8 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
   }
   if ((CALL_TYPES as string[]).includes(command)) return runCall(command as MessageType, rest, io);
   if (command === "send") return runSend(rest, io);
+  // Loaded only when it runs: the validator is no weight on the other commands.
+  if (command === "plan") return (await import("./plan.ts")).runPlan(rest, io);
   if (command === "serve" || (command === "help" && rest[0] === "serve")) {
     return serve(command === "help" ? ["--help"] : rest, io);
   }
