@@ -349,6 +349,8 @@ test("GET /api/stats counts messages by type and status, requests and wire bytes
       requests: 3,
       bytes: Buffer.byteLength(first) + second.length + "not json".length,
       evicted: 0,
+      duplicates: 0,
+      metrics: 0,
     });
     assert.deepEqual(collector.stats(), json);
 
@@ -364,6 +366,8 @@ test("GET /api/stats counts messages by type and status, requests and wire bytes
       requests: 0,
       bytes: 0,
       evicted: 0,
+      duplicates: 0,
+      metrics: 0,
     });
     await post(collector, "/v1/batch", { batch: [track()] });
     assert.equal(collector.events()[0].id, 5, "ids keep increasing after a clear");
