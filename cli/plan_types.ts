@@ -14,7 +14,7 @@ import type { Io } from "./io.ts";
 
 /** The flags `tally plan types` takes. */
 export const PLAN_TYPES_FLAGS: FlagSpec[] = [
-  { name: "output", kind: "string", value: "FILE", help: "write the TypeScript to FILE (-o FILE; default: stdout)" },
+  { name: "out", kind: "string", value: "FILE", help: "write the TypeScript to FILE (default: stdout); also -o" },
   {
     name: "import-from",
     kind: "string",
@@ -52,10 +52,10 @@ collide once turned into function names (tally plan lint lists them).
 `;
 }
 
-/** `-o FILE` as `--output FILE` (the only short flag besides -h), up to a `--`. */
+/** `-o FILE` as `--out FILE` (the only short flag besides -h), up to a `--`. */
 function shortFlags(argv: readonly string[]): string[] {
   const end = argv.indexOf("--");
-  return argv.map((arg, i) => (arg === "-o" && (end < 0 || i < end) ? "--output" : arg));
+  return argv.map((arg, i) => (arg === "-o" && (end < 0 || i < end) ? "--out" : arg));
 }
 
 /** Runs `tally plan types` with the arguments after `types`; resolves to the exit code. */
@@ -70,9 +70,9 @@ export async function planTypes(argv: readonly string[], io: Io): Promise<number
   if (more.length > 0) {
     throw new UsageError(`tally plan types takes one plan file, got ${parsed.positionals.length}`);
   }
-  const output = parsed.flags.get("output") as string | undefined;
+  const output = parsed.flags.get("out") as string | undefined;
   const importFrom = parsed.flags.get("import-from") as string | undefined;
-  if (output === "") throw new UsageError("--output needs a file name");
+  if (output === "") throw new UsageError("--out needs a file name");
   if (importFrom !== undefined && importFrom.trim() === "") throw new UsageError("--import-from needs a specifier");
 
   let source: string;

@@ -189,15 +189,15 @@ class Emitter {
     for (const [keyword, word] of [["oneOf", "Option"], ["anyOf", "Variant"]]) {
       const options = schema[keyword];
       if (Array.isArray(options) && options.length > 0) {
-        parts.push(operand(union(options.map((s, i) => this.type(s, `${hint}${word}${i + 1}`, scope)))));
+        parts.push(union(options.map((s, i) => this.type(s, `${hint}${word}${i + 1}`, scope))));
       }
     }
     if (Array.isArray(schema.allOf)) {
-      for (const [i, s] of schema.allOf.entries()) parts.push(operand(this.type(s, `${hint}Part${i + 1}`, scope)));
+      for (const [i, s] of schema.allOf.entries()) parts.push(this.type(s, `${hint}Part${i + 1}`, scope));
     }
     const kept = parts.filter((p) => p !== "unknown");
     if (kept.length === 0) return "unknown";
-    return kept.length === 1 ? kept[0] : kept.join(" & ");
+    return kept.length === 1 ? kept[0] : kept.map(operand).join(" & ");
   }
 
   /** The type `type:` (or the keywords that imply one) gives, undefined when nothing does. */
@@ -277,7 +277,10 @@ class Emitter {
       const type = isObject(extra) && lines.length === 0 ? this.type(extra, `${name}Value`, scope) : "unknown";
       lines.push(`  [property: string]: ${type};\n`);
     }
-    return lines.length === 0 ? "Record<string, never>" : `{\n${lines.join("")}}`;
+    if (lines.length === 0) return "Record<string, never>";
+    // A map alone fits on one line, inline where it is used.
+    if (lines.length === 1 && lines[0].startsWith("  [property: string]")) return `{ ${lines[0].trim().slice(0, -1)} }`;
+    return `{\n${lines.join("")}}`;
   }
 
   /** A local `$ref` (`#/definitions/Address`, `#/$defs/X`, `#`): declared once, named after its last segment. */
