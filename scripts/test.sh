@@ -29,8 +29,8 @@ check() { # name, command...
 echo "== static checks"
 check "deno fmt --check" "$deno" fmt --check
 check "deno lint" "$deno" lint
-check "deno check" "$deno" check mod.ts testing.ts lib/ serve/ tests/ examples/ bench/ cli.ts cli/ scripts/
-check "deno doc --lint" "$deno" doc --lint mod.ts testing.ts
+check "deno check" "$deno" check mod.ts testing.ts storage.ts storage/ lib/ serve/ tests/ examples/ bench/ cli.ts cli/ scripts/
+check "deno doc --lint" "$deno" doc --lint mod.ts testing.ts storage.ts
 check "deno test --doc (every example in the docs)" "$deno" test --doc mod.ts testing.ts lib/*.ts
 # Type-checks every ```ts block of the README as written (imports of @tally/analytics resolve through deno.json).
 check "deno check --doc-only README.md (every ts block in the README)" "$deno" check --doc-only README.md
