@@ -7,7 +7,10 @@
  * dropped by id), and reloads after every reconnect; a filtered DELETE's ids
  * take their rows away. Messages are drawn in batches, at most every 40 ms,
  * and the page keeps at most 2000, so a flood cannot freeze it. Message data is only ever written as text
- * (`textContent`, `append(string)`, `title`), never parsed as HTML.
+ * (`textContent`, `append(string)`, `title`), never parsed as HTML. Each row shows the first reason a bad
+ * message is bad, a duplicate badge, and the library that sent it; the filters (type, status, source,
+ * duplicates, search) live in the URL's hash, so a view can be reloaded or shared. Below 640 px wide the time
+ * and source columns give way, so the status stays in view. Clear asks first.
  *
  * @module
  */
@@ -75,7 +78,15 @@ table { width: 100%; border-collapse: collapse; table-layout: fixed; font-size: 
 th { position: sticky; top: 0; z-index: 1; background: var(--panel); text-align: left; font-weight: 600; font-size: 11px;
   text-transform: uppercase; letter-spacing: 0.04em; color: var(--muted); padding: 8px 10px;
   border-bottom: 1px solid var(--line-strong); }
-th.c-time { width: 108px; } th.c-type { width: 84px; } th.c-user { width: 24%; } th.c-status { width: 78px; }
+th.c-time { width: 108px; } th.c-type { width: 84px; } th.c-user { width: 22%; } th.c-status { width: 96px; }
+th.c-source { width: 120px; }
+.reason { color: var(--bad); font-size: 12px; margin-left: 8px; }
+.what .reason:first-child { margin-left: 0; }
+.badge.dup { color: var(--accent); background: var(--accent-soft); margin-left: 4px; padding: 0 6px; }
+td.source { font-size: 12px; color: var(--muted); }
+@media (max-width: 640px) { th.c-time, td.time, th.c-source, td.source, .keys > span:not(.shown) { display: none; }
+  th.c-type { width: 64px; } th.c-user { width: 30%; } th, td { padding-left: 6px; padding-right: 6px; }
+  .bar, .toolbar { padding: 8px 10px; gap: 8px; } .search { flex-basis: 100%; max-width: none; } }
 td { padding: 6px 10px; border-bottom: 1px solid var(--line); white-space: nowrap; overflow: hidden;
   text-overflow: ellipsis; }
 tbody tr { cursor: pointer; }
@@ -129,6 +140,7 @@ const MAX_ROWS = 2000;
 const $ = (id) => document.getElementById(id);
 const list = $("list"), tbody = $("rows"), detail = $("detail"), search = $("search"), statusFilter = $("status-filter");
 const chips = $("types"), conn = $("conn"), empty = $("empty"), shown = $("shown");
+const sourceFilter = $("source-filter"), dupFilter = $("dup-filter");
 
 let events = []; // newest first, at most MAX_ROWS
 let pending = []; // from the stream, not drawn yet, oldest first
@@ -164,9 +176,12 @@ function label(m) {
 }
 
 // ---- the list
+function libraryOf(e) { return e.source && typeof e.source.library === "string" ? e.source.library : ""; }
 function matches(e) {
   if (typeFilter && typeOf(e) !== typeFilter) return false;
   if (statusFilter.value && e.status !== statusFilter.value) return false;
+  if (sourceFilter.value && libraryOf(e) !== sourceFilter.value) return false;
+  if (dupFilter.checked && e.duplicate !== true) return false;
   const q = search.value.trim().toLowerCase();
   if (!q) return true;
   if (e.haystack === undefined) e.haystack = (JSON.stringify(e.message) + "\\n" + e.reasons.join("\\n")).toLowerCase();
@@ -189,20 +204,43 @@ function row(e) {
   else if (m.anonymousId != null) user.append(el("span", "tag", "anon"), text(m.anonymousId));
   user.title = user.textContent;
   const what = el("td", "what", label(m));
-  what.title = what.textContent;
+  if (e.reasons.length > 0) {
+    const reason = el("span", "reason", e.reasons[0] + (e.reasons.length > 1 ? " (+" + (e.reasons.length - 1) + ")" : ""));
+    reason.dataset.testid = "row-reason";
+    what.append(reason);
+  }
+  what.title = e.reasons.length > 0 ? label(m) + "\\n" + e.reasons.join("\\n") : what.textContent;
   const status = el("td", "status");
   status.append(el("span", "badge " + (e.status === "good" ? "good" : "bad"), e.status === "good" ? "good" : "bad"));
-  tr.append(time, el("td", "type", m.type == null ? "" : text(m.type)), user, what, status);
+  if (e.duplicate === true) {
+    const dup = el("span", "badge dup", "dup");
+    dup.dataset.testid = "duplicate";
+    dup.title = "Duplicate: a message with this messageId was stored before (a re-send)";
+    status.append(dup);
+  }
+  const source = el("td", "source", libraryOf(e));
+  source.title = e.source ? [libraryOf(e), e.source.version, e.source.origin, e.source.endpoint].filter(Boolean).join(" \u00b7 ") : "";
+  tr.append(time, el("td", "type", m.type == null ? "" : text(m.type)), user, what, status, source);
+  know(libraryOf(e));
   return tr;
 }
 function render() {
   const rows = document.createDocumentFragment();
   let n = 0;
   for (let i = 0; i < events.length && n < MAX_ROWS; i++) {
+    know(libraryOf(events[i]));
     if (matches(events[i])) { rows.append(row(events[i])); n++; }
   }
   tbody.replaceChildren(rows);
   drawn();
+}
+// The libraries seen, as options of the source filter.
+function know(library) {
+  if (!library) return;
+  for (const o of sourceFilter.options) if (o.value === library) return;
+  const option = el("option", "", library);
+  option.value = library;
+  sourceFilter.append(option);
 }
 // After the rows changed: the one Tab stop (the selected row, else the newest), the count, the empty state.
 function drawn() {
@@ -211,7 +249,8 @@ function drawn() {
   if (old && old !== stop) old.tabIndex = -1;
   if (stop) stop.tabIndex = 0;
   const n = tbody.childElementCount;
-  const filtered = typeFilter !== "" || statusFilter.value !== "" || search.value.trim() !== "";
+  const filtered = typeFilter !== "" || statusFilter.value !== "" || sourceFilter.value !== "" || dupFilter.checked ||
+    search.value.trim() !== "";
   shown.textContent = (filtered ? n + " of " + events.length + " shown" : n + (n === 1 ? " message" : " messages")) +
     (events.length === MAX_ROWS ? " (the page keeps the newest " + MAX_ROWS + ")" : "");
   empty.hidden = n > 0;
@@ -236,7 +275,7 @@ function flush() {
   }
   if (batch.length >= MAX_ROWS) return render();
   const rows = document.createDocumentFragment();
-  for (const e of batch) if (matches(e)) rows.append(row(e));
+  for (const e of batch) { know(libraryOf(e)); if (matches(e)) rows.append(row(e)); }
   if (rows.childElementCount > 0) {
     // Someone reading further down keeps their place; at the top, the new rows come into view.
     const top = list.scrollTop, height = list.scrollHeight;
@@ -277,6 +316,15 @@ function show(e) {
   fact("User ID", text(m.userId));
   fact("Anonymous ID", text(m.anonymousId));
   fact("Timestamp", text(m.timestamp));
+  const src = e.source || {};
+  fact("Library", [src.library, src.version].filter((x) => typeof x === "string").join(" "));
+  fact("Origin", src.origin);
+  fact("Endpoint", src.endpoint);
+  fact("User agent", src.userAgent);
+  if (e.duplicate === true) {
+    head.append(el("span", "badge dup", "duplicate"));
+    fact("Duplicate", "a message with this messageId was stored before");
+  }
   detail.append(head, meta);
   if (e.reasons.length > 0) {
     const box = el("section", "reasons");
@@ -358,13 +406,41 @@ function stats(s) {
   $("bad").parentElement.toggleAttribute("data-some", s.bad > 0);
   $("evicted").textContent = String(s.evicted);
   $("requests").textContent = String(s.requests);
+  $("duplicates").textContent = String(s.duplicates || 0);
 }
 function filterType(type) {
   typeFilter = type;
   for (const b of chips.children) b.setAttribute("aria-pressed", String(b.dataset.type === type));
+  filtersChanged();
+}
+function resetFilters() { search.value = ""; statusFilter.value = ""; sourceFilter.value = ""; dupFilter.checked = false; filterType(""); }
+// The filters live in the URL's hash (#type=track&status=bad&source=analytics.js&duplicate=true&q=text), so a
+// view can be reloaded, bookmarked or shared.
+function filtersChanged() {
+  const params = new URLSearchParams();
+  if (typeFilter) params.set("type", typeFilter);
+  if (statusFilter.value) params.set("status", statusFilter.value);
+  if (sourceFilter.value) params.set("source", sourceFilter.value);
+  if (dupFilter.checked) params.set("duplicate", "true");
+  if (search.value.trim()) params.set("q", search.value);
+  const hash = params.toString();
+  if (location.hash.slice(1) !== hash) history.replaceState(null, "", hash ? "#" + hash : location.pathname + location.search);
   render();
 }
-function resetFilters() { search.value = ""; statusFilter.value = ""; filterType(""); }
+function readHash() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  const status = params.get("status") || "";
+  statusFilter.value = status === "good" || status === "bad" ? status : "";
+  const source = params.get("source") || "";
+  know(source);
+  sourceFilter.value = source;
+  dupFilter.checked = params.get("duplicate") === "true";
+  search.value = params.get("q") || "";
+  const type = params.get("type") || "";
+  if (type && !Array.from(chips.children).some((c) => c.dataset.type === type)) chip(type);
+  typeFilter = type;
+  for (const b of chips.children) b.setAttribute("aria-pressed", String(b.dataset.type === type));
+}
 function focusList() { const stop = rowOf(selectedId) || tbody.firstElementChild; if (stop) stop.focus(); }
 
 // ---- talking to the collector
@@ -429,12 +505,16 @@ function connect() {
 
 // ---- wiring
 for (const t of ["", ...TYPES]) chip(t);
+readHash();
 chips.addEventListener("click", (ev) => {
   const b = ev.target.closest("button[data-type]");
   if (b) filterType(typeFilter === b.dataset.type ? "" : b.dataset.type);
 });
-statusFilter.addEventListener("change", render);
-search.addEventListener("input", render);
+statusFilter.addEventListener("change", filtersChanged);
+sourceFilter.addEventListener("change", filtersChanged);
+dupFilter.addEventListener("change", filtersChanged);
+search.addEventListener("input", filtersChanged);
+window.addEventListener("hashchange", () => { readHash(); render(); });
 $("reset").addEventListener("click", resetFilters);
 $("host").textContent = location.origin;
 tbody.addEventListener("click", (ev) => {
@@ -442,6 +522,9 @@ tbody.addEventListener("click", (ev) => {
   if (tr) select(Number(tr.dataset.id), true);
 });
 $("clear").addEventListener("click", () => {
+  const n = Number($("total").textContent) || 0;
+  if (!confirm("Forget all " + n + (n === 1 ? " stored message" : " stored messages") +
+    " and zero the counters? Every open inspector is cleared; the NDJSON file is kept.")) return;
   fetch("/api/events", { method: "DELETE" }).then((r) => {
     // The stream says "clear" to every open page; without it, this page clears itself.
     if (r.ok && conn.dataset.state !== "live") cleared();
@@ -452,7 +535,7 @@ document.addEventListener("keydown", (k) => {
   const t = k.target;
   if (t === search && (k.key === "Escape" || k.key === "ArrowDown" || k.key === "Enter")) {
     k.preventDefault();
-    if (k.key === "Escape" && search.value !== "") { search.value = ""; render(); } else focusList();
+    if (k.key === "Escape" && search.value !== "") { search.value = ""; filtersChanged(); } else focusList();
     return;
   }
   if (t instanceof HTMLInputElement || t instanceof HTMLSelectElement || t instanceof HTMLTextAreaElement) return;
@@ -497,6 +580,8 @@ export const INSPECTOR_HTML: string = `<!doctype html>
     <span class="bad"><b id="bad" data-testid="bad">0</b> bad</span>
     <span><b id="evicted" data-testid="evicted">0</b> evicted</span>
     <span><b id="requests" data-testid="requests">0</b> requests</span>
+    <span title="Messages whose messageId was stored before"><b id="duplicates" data-testid="duplicates">0</b>
+      duplicates</span>
   </div>
   <button id="clear" class="btn danger" type="button" data-testid="clear"
     title="Forget every stored message (DELETE /api/events)">Clear</button>
@@ -505,6 +590,9 @@ export const INSPECTOR_HTML: string = `<!doctype html>
   <div id="types" class="chips" role="group" aria-label="Filter by type (counts: messages received)"></div>
   <label class="field">Status <select id="status-filter" data-testid="status-filter"><option value="">all</option>
     <option value="good">good</option><option value="bad">bad</option></select></label>
+  <label class="field">Source <select id="source-filter" data-testid="source-filter"><option value="">all</option>
+    </select></label>
+  <label class="field"><input id="dup-filter" type="checkbox" data-testid="duplicate-filter"> duplicates only</label>
   <label class="field search"><span>Search</span><input id="search" type="search" data-testid="search"
     placeholder="text anywhere in the JSON" autocomplete="off" spellcheck="false"><kbd aria-hidden="true">/</kbd></label>
 </div>
@@ -513,7 +601,7 @@ export const INSPECTOR_HTML: string = `<!doctype html>
     <table role="grid" aria-label="Messages, newest first" aria-readonly="true">
       <thead><tr><th scope="col" class="c-time">Time</th><th scope="col" class="c-type">Type</th>
         <th scope="col" class="c-user">User</th><th scope="col">Event or name</th>
-        <th scope="col" class="c-status">Spec</th></tr></thead>
+        <th scope="col" class="c-status">Spec</th><th scope="col" class="c-source">Source</th></tr></thead>
       <tbody id="rows"></tbody>
     </table>
     <div id="empty" class="empty" data-testid="empty">

@@ -18,14 +18,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
-import os from "node:os";
-import process from "node:process";
 import { fileURLToPath } from "node:url";
 import type { Browser, Page } from "playwright-core";
 import { startCollector } from "../serve/mod.ts";
 import { Analytics } from "../mod.ts";
+import { answerRefusedProbes, CHROMIUM } from "./fixtures/browser.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const ARTIFACTS = fileURLToPath(new URL("../.test-artifacts/", import.meta.url));
 const ROW = 'tr[data-testid="event-row"]';
 const JSON_PANE = '[data-testid="event-json"]';
@@ -43,57 +41,6 @@ const shownJson = async (page: Page): Promise<Record<string, unknown>> =>
   JSON.parse(await page.locator(JSON_PANE).innerText());
 const focusedId = (page: Page): Promise<string | null> => page.evaluate("document.activeElement?.id ?? null");
 const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/**
- * playwright-core probes its host as it loads and launches: it looks for WSL
- * under /proc/sys/fs/binfmt_misc and calls `os.release()` and `os.homedir()`.
- * Deno's scoped permissions refuse those (reading /proc needs --allow-all, the
- * others --allow-sys) and none of it matters with an `executablePath`, so
- * where a probe is refused it gets a plain Linux host's answer instead; where
- * nothing is refused, nothing changes. Returns the undo.
- */
-function answerRefusedProbes(): () => void {
-  const refused = (error: unknown): boolean => error instanceof Error && error.name === "NotCapable";
-  const undo: (() => void)[] = [];
-  const shim = (target: object, key: string, answer: () => unknown): void => {
-    const slots = target as Record<string, unknown>;
-    const original = slots[key] as (...args: unknown[]) => unknown;
-    try {
-      original();
-      return;
-    } catch (error) {
-      if (!refused(error)) return;
-    }
-    slots[key] = (...args: unknown[]): unknown => {
-      try {
-        return original(...args);
-      } catch (error) {
-        if (refused(error)) return answer();
-        throw error;
-      }
-    };
-    undo.push(() => void (slots[key] = original));
-  };
-  shim(os, "homedir", () => process.env.HOME ?? os.tmpdir());
-  shim(os, "release", () => "");
-  const existsSync = fs.existsSync;
-  try {
-    existsSync("/proc/sys/fs/binfmt_misc/WSLInterop");
-  } catch (error) {
-    if (refused(error)) {
-      (fs as { existsSync: typeof existsSync }).existsSync = (path) => {
-        try {
-          return existsSync(path);
-        } catch (error) {
-          if (refused(error)) return false;
-          throw error;
-        }
-      };
-      undo.push(() => void ((fs as { existsSync: typeof existsSync }).existsSync = existsSync));
-    }
-  }
-  return () => undo.forEach((step) => step());
-}
 
 /** Posts raw messages, as a client other than the library would. */
 async function post(url: string, path: string, body: unknown): Promise<void> {
@@ -127,7 +74,17 @@ test("the inspector shows stored and live messages, their JSON and reasons, filt
     const problems: string[] = [];
     page.on("pageerror", (error) => problems.push(String(error)));
     page.on("console", (message) => void (message.type() === "error" && problems.push(message.text())));
-    page.on("dialog", (dialog) => void problems.push(`a dialog opened: ${dialog.message()}`));
+    /** What the next confirm is answered: Clear asks before it wipes. */
+    let confirmClear: boolean | undefined;
+    page.on("dialog", (dialog) => {
+      if (
+        dialog.type() === "confirm" && confirmClear !== undefined && /^Forget all \d+ stored/.test(dialog.message())
+      ) {
+        return void (confirmClear ? dialog.accept() : dialog.dismiss());
+      }
+      problems.push(`a dialog opened: ${dialog.message()}`);
+      void dialog.dismiss();
+    });
 
     await page.goto(`${collector.url}/`);
     await page.waitForSelector('#conn[data-state="live"]', { timeout: 10_000 });
@@ -251,6 +208,13 @@ test("the inspector shows stored and live messages, their JSON and reasons, filt
     await rowsBecome(page, 1);
     assert.match(await page.locator(ROW).first().innerText(), /After Restart/);
 
+    // Clear asks first: declined, nothing goes.
+    confirmClear = false;
+    await page.click('[data-testid="clear"]');
+    await delay(200);
+    assert.equal(await rowCount(page), 1, "Clear declined: the messages stay");
+    assert.equal(collector.stats().total, 1);
+    confirmClear = true;
     await page.click('[data-testid="clear"]');
     await rowsBecome(page, 0);
     await until(page, `document.getElementById("total").textContent === "0"`);
