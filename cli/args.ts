@@ -15,7 +15,7 @@ import { whyNotJson } from "./json_error.ts";
 import { Secrets } from "./secrets.ts";
 
 /** How a flag's value is read. */
-export type FlagKind = "string" | "boolean" | "json" | "number" | "integer";
+export type FlagKind = "string" | "boolean" | "json" | "number" | "integer" | "optional-string";
 
 /** One flag a command accepts. */
 export interface FlagSpec {
@@ -28,6 +28,11 @@ export interface FlagSpec {
   value?: string;
   /** A boolean that also takes `--no-NAME` (help shows both). */
   negatable?: boolean;
+  /**
+   * For an `optional-string`: whether the next argument is the flag's value (`--resume DIR`) rather than a
+   * positional; without it, only `--name=value` gives a value. Alone, the flag's value is `true`.
+   */
+  takesNext?: (next: string) => boolean;
 }
 
 /** A flag's parsed value. */
@@ -146,6 +151,15 @@ export function parseArgs(
       flags.set(name, negated ? false : eq < 0 ? true : convert(spec, arg.slice(eq + 1), typed, secrets));
       continue;
     }
+    if (spec.kind === "optional-string") {
+      const next = argv[i + 1];
+      if (eq >= 0) flags.set(name, arg.slice(eq + 1));
+      else if (next !== undefined && !next.startsWith("-") && spec.takesNext?.(next) === true) {
+        flags.set(name, next);
+        i++;
+      } else flags.set(name, true);
+      continue;
+    }
     let raw: string;
     if (eq >= 0) raw = arg.slice(eq + 1);
     else {
@@ -163,7 +177,9 @@ export function parseArgs(
 /** Formats the flags of `specs` for `--help`, one per line. */
 export function flagHelp(specs: readonly FlagSpec[]): string {
   const rows = specs.map((s) => {
-    const left = s.kind !== "boolean"
+    const left = s.kind === "optional-string"
+      ? `--${s.name} [${s.value ?? "VALUE"}]`
+      : s.kind !== "boolean"
       ? `--${s.name} ${s.value ?? "VALUE"}`
       : s.negatable
       ? `--${s.name}, --no-${s.name}`

@@ -25,7 +25,7 @@
  *
  * @module
  */
-import { createReadStream, statSync } from "node:fs";
+import { createReadStream, mkdirSync, statSync } from "node:fs";
 import process from "node:process";
 import { type DeliveryError, type MessageType, ValidationError } from "../mod.ts";
 import { flagHelp, type FlagSpec, parseArgs, UsageError } from "./args.ts";
@@ -36,6 +36,7 @@ import { EXIT_READER_GONE, type Io, lostExitCode } from "./io.ts";
 import { whyNotJson } from "./json_error.ts";
 import { type Item, ItemReader } from "./ndjson.ts";
 import { bytes, Progress, thousands } from "./progress.ts";
+import { Progress as Resume, PROGRESS_SUFFIX } from "./resume.ts";
 import type { Secrets } from "./secrets.ts";
 
 /** The flags `tally send` accepts. */
@@ -48,6 +49,15 @@ export const SEND_FLAGS: readonly FlagSpec[] = [
     negatable: true,
     help: "force the progress bar on or off (default: on when stderr is a terminal)",
   },
+  {
+    name: "resume",
+    kind: "optional-string",
+    value: "DIR",
+    // A directory cannot be an input, so one named after --resume is its folder.
+    takesNext: (next) => isDirectory(next),
+    help: `skip what an earlier run had delivered; record progress in FILE${PROGRESS_SUFFIX} (or in DIR)`,
+  },
+  { name: "restart", kind: "boolean", help: "with --resume: forget the recorded progress and send from the start" },
   ...COMMON_FLAGS,
 ];
 
@@ -76,10 +86,17 @@ tally send --dry-run FILE >/dev/null
 Ctrl-C or SIGTERM stops the reading (even while stdin waits for input): what is queued or in flight
 gets one request timeout (--timeout), the summary is printed; a second signal quits at once.
 
+Resuming: with --resume, tally records in FILE${PROGRESS_SUFFIX} (or in the folder --resume DIR) which
+messages of FILE the server acknowledged. Run the same command again after Ctrl-C, a kill or a network
+outage: it skips those and sends the rest; only requests in flight at the kill can arrive twice (the
+messageIds are the same, so Segment's dedupe drops them when the lines carry one). A FILE that changed
+since is an error unless --restart; stdin cannot be resumed.
+
 Examples:
   tally send events.ndjson
   tally send --gzip --json events-2024-*.ndjson.gz
   tally send .tally/events.ndjson            (replay what tally serve captured)
+  tally send --resume big-export.ndjson      (again after an interruption: sends only the rest)
 
 Flags (each also accepted in camelCase):
 ${flagHelp(SEND_FLAGS)}
@@ -209,6 +226,44 @@ const MAX_FAILURE_LINES = 10;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** The progress of each input under --resume (none without it); throws a UsageError for what cannot resume. */
+function resumable(parsed: ReturnType<typeof parseArgs>, inputs: Source[], dryRun: boolean): (Resume | undefined)[] {
+  const resume = parsed.flags.get("resume") as string | true | undefined;
+  const restart = parsed.flags.get("restart") === true;
+  if (resume === undefined) {
+    if (restart) throw new UsageError("--restart goes with --resume");
+    return inputs.map(() => undefined);
+  }
+  if (resume === "") throw new UsageError("--resume= needs a folder (or give --resume alone)");
+  if (dryRun) throw new UsageError("--resume records what was delivered, and --dry-run delivers nothing: pick one");
+  if (inputs.some((s) => s.path === undefined)) {
+    throw new UsageError("--resume cannot resume stdin: give the input as a file");
+  }
+  const dir = resume === true ? undefined : resume;
+  if (dir !== undefined) {
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (error) {
+      throw new UsageError(`cannot resume: cannot create ${dir}: ${(error as { code?: string }).code ?? error}`);
+    }
+  }
+  const seen = new Set<string>();
+  return inputs.map((source) => {
+    const progress = Resume.open(source.path!, source.name, dir, restart);
+    if (seen.has(progress.file)) throw new UsageError(`--resume: ${source.name} is given twice`);
+    seen.add(progress.file);
+    return progress;
+  });
+}
+
 /** The final summary, as `--json` prints it. */
 export interface Summary {
   /** Messages the server accepted. */
@@ -229,6 +284,8 @@ export interface Summary {
   dryRun: boolean;
   /** True when the reading stopped early: --strict at an invalid message, a signal, output lost. */
   stopped: boolean;
+  /** Messages skipped because an earlier run had delivered them (--resume). */
+  skipped: number;
 }
 
 /** Runs `tally send ...`; resolves to the exit code. */
@@ -239,6 +296,7 @@ export async function runSend(argv: readonly string[], io: Io): Promise<number> 
     return 0;
   }
   const inputs = sources(parsed.positionals, io.secrets);
+  const resumes = resumable(parsed, inputs, parsed.flags.get("dry-run") === true);
   const strict = parsed.flags.get("strict") === true;
   let failureLines = 0;
   let failedReported = 0;
@@ -254,7 +312,7 @@ export async function runSend(argv: readonly string[], io: Io): Promise<number> 
   });
   const { analytics } = client;
   const started = performance.now();
-  const counts = { messages: 0, bytesRead: 0, delivered: 0, invalid: 0 };
+  const counts = { messages: 0, bytesRead: 0, delivered: 0, invalid: 0, skipped: 0 };
   const showProgress = (parsed.flags.get("progress") as boolean | undefined) ?? io.errIsTTY;
   const total = inputs.every((s) => s.size !== undefined) ? inputs.reduce((n, s) => n + s.size!, 0) : undefined;
   const progress = showProgress
@@ -282,30 +340,39 @@ export async function runSend(argv: readonly string[], io: Io): Promise<number> 
   process.on("SIGINT", onSigint);
   process.on("SIGTERM", onSigterm);
 
-  const invalid = (source: Source, line: number, why: string): void => {
+  const invalid = (source: Source, line: number, why: string, resume: Resume | undefined, n: number): void => {
     counts.invalid++;
+    // A rerun would only find it invalid again.
+    resume?.done(n);
     io.error(`${source.name}:${line}: ${why}`);
     if (strict) stopped = true;
   };
 
-  const handle = (source: Source, item: Item): void => {
+  /** Message `n` (from 1) of `source`. */
+  const handle = (source: Source, item: Item, resume: Resume | undefined, n: number): void => {
+    if (resume !== undefined && resume.isDone(n)) {
+      counts.skipped++;
+      return;
+    }
     counts.messages++;
-    if (item.error !== undefined) return invalid(source, item.line, item.error);
+    if (item.error !== undefined) return invalid(source, item.line, item.error, resume, n);
     let value: unknown;
     try {
       value = unwrapCaptured(JSON.parse(item.text));
     } catch {
       // In tally's words: the runtime's message would quote a piece of the line.
       const why = whyNotJson(item.text);
-      return invalid(source, item.line, `not valid JSON${why === undefined ? "" : ` (${why})`}`);
+      return invalid(source, item.line, `not valid JSON${why === undefined ? "" : ` (${why})`}`, resume, n);
     }
     const type = checkShape(value);
-    if (!FIELDS.has(type)) return invalid(source, item.line, type);
+    if (!FIELDS.has(type)) return invalid(source, item.line, type, resume, n);
     try {
-      (analytics[type as MessageType] as (params: unknown) => string).call(analytics, value);
+      const call = analytics[type as MessageType] as (params: unknown, callback?: unknown) => string;
+      if (resume === undefined) call.call(analytics, value);
+      else call.call(analytics, value, (error: unknown) => void (error === undefined && resume.done(n)));
     } catch (error) {
       if (!(error instanceof ValidationError)) throw error;
-      invalid(source, item.line, error.message);
+      invalid(source, item.line, error.message, resume, n);
     }
   };
 
@@ -322,8 +389,10 @@ export async function runSend(argv: readonly string[], io: Io): Promise<number> 
 
   let readError: string | undefined;
   try {
-    for (const source of inputs) {
+    for (const [index, source] of inputs.entries()) {
       if (stopped) break;
+      const resume = resumes[index];
+      let n = 0;
       const reader = new ItemReader();
       if (source.path === undefined && (process.stdin as { isTTY?: boolean }).isTTY) {
         io.errorFixed("reading messages from stdin, one JSON object per line (Ctrl-D to end)");
@@ -342,7 +411,7 @@ export async function runSend(argv: readonly string[], io: Io): Promise<number> 
           for (const item of reader.push(chunk)) {
             // Checked first: a stop (Ctrl-C, output lost) may have come while this chunk was being read.
             if (stopped) break;
-            handle(source, item);
+            handle(source, item, resume, ++n);
             if (++sinceCheck >= CHECK_EVERY) {
               sinceCheck = 0;
               // Backpressure: the next chunk is read only when the library's queue has room.
@@ -353,7 +422,7 @@ export async function runSend(argv: readonly string[], io: Io): Promise<number> 
           }
           if (stopped) break;
         }
-        if (!stopped) { for (const item of reader.end()) if (!stopped) handle(source, item); }
+        if (!stopped) { for (const item of reader.end()) if (!stopped) handle(source, item, resume, ++n); }
       } catch (error) {
         if (error instanceof ValidationError || error instanceof UsageError) throw error;
         // The input ended by us (a signal, output lost) is no error of the input's.
@@ -375,6 +444,12 @@ export async function runSend(argv: readonly string[], io: Io): Promise<number> 
     process.off("SIGTERM", onSigterm);
     progress?.stop();
   }
+  for (const resume of resumes) {
+    const failed = resume?.finish();
+    if (failed !== undefined) {
+      io.error(`cannot record the progress of ${resume!.name}: ${failed}; a rerun with --resume may send some again`);
+    }
+  }
 
   const stats = analytics.stats();
   const summary: Summary = {
@@ -387,6 +462,7 @@ export async function runSend(argv: readonly string[], io: Io): Promise<number> 
     read: counts.messages,
     dryRun: client.dryRun,
     stopped,
+    skipped: counts.skipped,
   };
   // Counts only, tally's own words: written as they are (redacting would only hide numbers equal to a short key).
   if (client.json) await io.outFixed(jsonLine(summary) + "\n");
@@ -401,6 +477,7 @@ export async function runSend(argv: readonly string[], io: Io): Promise<number> 
     const tail = [
       summary.failed > 0 ? `${thousands(summary.failed)} failed` : "",
       summary.invalid > 0 ? `${thousands(summary.invalid)} invalid` : "",
+      summary.skipped > 0 ? `${thousands(summary.skipped)} skipped (delivered by an earlier run)` : "",
       stopped ? "stopped early" : "",
     ].filter((s) => s !== "").join(", ");
     io.errorFixed(`${head}${tail ? `; ${tail}` : ""} in ${summary.seconds.toFixed(1)} s`);
