@@ -9,6 +9,7 @@ import { type Batch, Queue, sizeOf, split, textOf } from "./queue.ts";
 import { backoff } from "./retry.ts";
 import { deliverBeforeExit, releaseBeforeExit, settled, sleep, Stopper, type Timer, unrefTimer } from "./scheduler.ts";
 import { boundedByteLength } from "./serialize.ts";
+import { StoredQueue } from "./stored_queue.ts";
 import { basicAuth, gzip, type Observer, type Outcome, post } from "./transport.ts";
 import type { Callback, FlushResult, Message, MessageType, Stats } from "./types.ts";
 
@@ -30,6 +31,7 @@ interface Waiter {
   target: number;
   delivered: number;
   failed: number;
+  kept: number;
   pending: number;
   resolve: (result: FlushResult) => void;
   timer: Timer | undefined;
@@ -50,7 +52,9 @@ const nMessages = (n: number): string => `${n} ${n === 1 ? "message" : "messages
  */
 export class Delivery {
   readonly #s: Settings;
-  readonly #queue = new Queue();
+  readonly #queue: Queue | StoredQueue;
+  /** The disk queue, when `storage` is given (then it is `#queue` too). */
+  readonly #store: StoredQueue | undefined;
   readonly #inflight = new Set<Batch>();
   readonly #waiters = new Set<Waiter>();
   readonly #refused = new Map<FailureReason, Refused>();
@@ -77,10 +81,48 @@ export class Delivery {
   #envelopeKey: string | undefined;
   #envelope = envelopeBytes(undefined);
   #stats = { delivered: 0, failed: 0, dropped: 0, retries: 0, batches: 0, bytesSent: 0 };
+  #kept = 0;
 
   constructor(settings: Settings, events: Emitter) {
     this.#s = settings;
     this.#events = events;
+    if (settings.storage === undefined) {
+      this.#queue = new Queue();
+      this.#store = undefined;
+      return;
+    }
+    const store = new StoredQueue(settings.storage, settings, {
+      fail: (batch, reason, text) =>
+        this.#settle(batch, new DeliveryError(reason, `Cannot deliver ${nMessages(sizeOf(batch))}${text}`)),
+      lose: (first, n, text) => this.#settleLost(first, n, `Cannot deliver ${nMessages(n)}${text}`),
+      warn: (line) => this.#log("error", line),
+      debug: (line) => {
+        if (this.#s.debug) this.#debug(line);
+      },
+    });
+    this.#queue = this.#store = store;
+    // Reported once the constructor has returned, so `on("error")` listeners added just after it hear them.
+    for (const problem of store.problems) {
+      queueMicrotask(() =>
+        this.#report(
+          new DeliveryError(
+            "storage",
+            `Cannot read all of ${problem.file} in storage ${store.dir}: ${problem.detail}` +
+              (problem.quarantined === undefined ? "" : `; the original is in ${problem.quarantined}`),
+          ),
+          [],
+        )
+      );
+    }
+    if (store.size > 0) {
+      // What an earlier process left is sent now, and counts in flush().
+      if (settings.debug) this.#debug(`sending ${nMessages(store.size)} found in storage ${store.dir}`);
+      this.#busy = true;
+      this.#registered = true;
+      deliverBeforeExit(this);
+      this.#sendThrough = store.lastSeq;
+      queueMicrotask(() => this.#drain());
+    }
   }
 
   /**
@@ -93,14 +135,19 @@ export class Delivery {
     const queue = this.#queue;
     // Once close() has resolved, nothing gets in: a message still in middleware then is reported as closed.
     const closed = this.#closed && (!admitted || this.#sealed);
-    if (closed || queue.size >= s.maxQueueSize) {
+    const store = this.#store;
+    if (closed || (store === undefined && queue.size >= s.maxQueueSize)) {
       if (boundedByteLength(json) < 0) return false;
       if (closed && this.#events.listens("call_after_close")) this.#events.emit("call_after_close", parse(json));
       this.refuse(closed ? "closed" : "queue_full", json, callback);
       return true;
     }
     const seq = queue.push(json, callback);
-    if (seq < 0) return false;
+    if (seq < 0) {
+      if (seq === -1) return false;
+      this.refuse("queue_full", json, callback); // the storage is full (store.refusal says why)
+      return true;
+    }
     this.#busy = true;
     if (!this.#registered) {
       this.#registered = true;
@@ -112,7 +159,9 @@ export class Delivery {
       return true;
     }
     if (
-      (queue.size >= s.uploadSize || queue.bytes + queue.size + this.#envelope > MAX_BODY_BYTES) &&
+      (store === undefined
+        ? queue.size >= s.uploadSize || queue.bytes + queue.size + this.#envelope > MAX_BODY_BYTES
+        : store.ready) &&
       !this.#drainScheduled && this.#slots < MAX_IN_FLIGHT
     ) {
       // Deferred: a burst of synchronous calls stays a burst of cheap pushes.
@@ -172,7 +221,13 @@ export class Delivery {
   stats(): Stats {
     let inFlight = 0;
     for (const batch of this.#inflight) inFlight += sizeOf(batch);
-    return { queued: this.#queue.size, inFlight, ...this.#stats };
+    const stats: Stats = { queued: this.#queue.size, inFlight, ...this.#stats };
+    if (this.#store !== undefined) {
+      stats.kept = this.#kept;
+      stats.memoryOnly = this.#store.memoryOnly;
+      stats.storedBytes = this.#store.fileBytes;
+    }
+    return stats;
   }
 
   /**
@@ -189,12 +244,21 @@ export class Delivery {
     const target = this.#queue.lastSeq;
     if (target > this.#sendThrough) this.#sendThrough = target;
     this.#drain();
-    if (this.#lowestUnsettled() > target) return Promise.resolve({ delivered: 0, failed: 0, pending: 0 });
+    if (this.#lowestUnsettled() > target) {
+      return Promise.resolve(
+        this.#store ? { delivered: 0, failed: 0, pending: 0, kept: 0 } : {
+          delivered: 0,
+          failed: 0,
+          pending: 0,
+        },
+      );
+    }
     return new Promise((resolve) => {
       const waiter: Waiter = {
         target,
         delivered: 0,
         failed: 0,
+        kept: 0,
         pending: this.stats().inFlight + this.#queue.size,
         resolve,
         timer: undefined,
@@ -214,12 +278,32 @@ export class Delivery {
     const started = Date.now();
     const left = (): number | undefined =>
       timeout === undefined ? undefined : Math.max(0, timeout - (Date.now() - started));
-    const before = { delivered: this.#stats.delivered, failed: this.#stats.failed };
+    const before = { delivered: this.#stats.delivered, failed: this.#stats.failed, kept: this.#kept };
     await settled(this.#admitting, timeout);
     let result = await this.#flushQueued(left());
     if (result.pending > 0) {
       this.#stop.stop();
-      const unsent = this.#queue.takeAll();
+      const store = this.#store;
+      if (store !== undefined) {
+        // Not lost: what could not be sent stays on disk for the next start, and is reported as kept.
+        const { kept, unkept } = store.keepAll();
+        for (const [first, n] of kept) {
+          this.#kept += n;
+          for (const waiter of this.#waiters) waiter.kept += Math.max(0, Math.min(n, waiter.target - first + 1));
+        }
+        for (const batch of unkept) {
+          this.#settle(
+            batch,
+            new DeliveryError(
+              "closed",
+              `Cannot deliver ${nMessages(sizeOf(batch))}: close() timed out before they were sent, ` +
+                "and the storage had refused to write them",
+            ),
+          );
+        }
+        this.#releaseSettled();
+      }
+      const unsent = store === undefined ? (this.#queue as Queue).takeAll() : undefined;
       if (unsent !== undefined) {
         this.#settle(
           unsent,
@@ -236,9 +320,11 @@ export class Delivery {
         failed: this.#stats.failed - before.failed,
         pending: 0,
       };
+      if (this.#store !== undefined) result.kept = this.#kept - before.kept;
     }
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#store?.close();
     await settled(this.#callbacksRunning, left());
     this.#sealed = true;
     return result;
@@ -468,6 +554,18 @@ export class Delivery {
   #settle(batch: Batch, error?: DeliveryError): void {
     this.#inflight.delete(batch);
     const n = sizeOf(batch);
+    const store = this.#store;
+    if (store !== undefined) {
+      if (error?.reason === "closed" && this.#stop.stopped && store.keeps(batch)) {
+        // close() timed out while it was out: it stays on disk for the next start (not lost, not reported).
+        store.settle(batch, true);
+        this.#kept += n;
+        for (const waiter of this.#waiters) waiter.kept += Math.max(0, Math.min(n, waiter.target - batch.first + 1));
+        this.#releaseSettled();
+        return;
+      }
+      store.settle(batch);
+    }
     if (error === undefined) this.#stats.delivered += n;
     else this.#stats.failed += n;
     this.#settleCallbacks(batch.callbacks, (i) => textOf(batch, i), error);
@@ -484,9 +582,23 @@ export class Delivery {
         if (error === undefined) waiter.delivered += counted;
         else waiter.failed += counted;
       }
-      const lowest = this.#lowestUnsettled();
-      for (const waiter of this.#waiters) if (waiter.target < lowest) this.#release(waiter);
+      this.#releaseSettled();
     }
+  }
+
+  /** Releases the waiters whose messages are all settled. */
+  #releaseSettled(): void {
+    if (this.#waiters.size === 0) return;
+    const lowest = this.#lowestUnsettled();
+    for (const waiter of this.#waiters) if (waiter.target < lowest) this.#release(waiter);
+  }
+
+  /** Settles messages `first..first+n-1` that the storage cannot read back: failed, reported with reason `storage`. */
+  #settleLost(first: number, n: number, text: string): void {
+    this.#stats.failed += n;
+    this.#report(new DeliveryError("storage", text), []);
+    for (const waiter of this.#waiters) waiter.failed += Math.max(0, Math.min(n, waiter.target - first + 1));
+    this.#releaseSettled();
   }
 
   #settleCallbacks(
@@ -514,8 +626,9 @@ export class Delivery {
   #release(waiter: Waiter): void {
     if (!this.#waiters.delete(waiter)) return;
     if (waiter.timer !== undefined) clearTimeout(waiter.timer);
-    const { delivered, failed } = waiter;
-    waiter.resolve({ delivered, failed, pending: Math.max(0, waiter.pending - delivered - failed) });
+    const { delivered, failed, kept } = waiter;
+    const pending = Math.max(0, waiter.pending - delivered - failed - kept);
+    waiter.resolve(this.#store === undefined ? { delivered, failed, pending } : { delivered, failed, pending, kept });
   }
 
   #lowestUnsettled(): number {
@@ -543,7 +656,9 @@ export class Delivery {
     const error = new DeliveryError(
       reason,
       reason === "queue_full"
-        ? `Cannot queue ${nMessages(n)}: the queue already holds maxQueueSize (${this.#s.maxQueueSize}) messages`
+        ? this.#store !== undefined
+          ? `Cannot queue ${nMessages(n)}: ${this.#store.refusal}`
+          : `Cannot queue ${nMessages(n)}: the queue already holds maxQueueSize (${this.#s.maxQueueSize}) messages`
         : `Cannot queue ${nMessages(n)}: the client is closed`,
     );
     this.#settleCallbacks(new Map(refused.callbacks), (i) => refused.json[i], error);

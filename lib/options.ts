@@ -1,4 +1,5 @@
 import { checkOAuthSettings, type OAuthSettings } from "./oauth.ts";
+import { isStorage, type Storage } from "./storage.ts";
 import type { ErrorHandler, FetchFn, HttpClient, Logger } from "./types.ts";
 
 /**
@@ -150,6 +151,13 @@ export interface AnalyticsOptions {
   oauthAuthServer?: string;
   /** analytics-python's `oauth_scope`. */
   oauthScope?: string;
+  /**
+   * A disk queue: each message is written to a file before the call returns,
+   * and what a crashed or killed process left is sent at the next start.
+   * Pass `fileStorage(dir)` from `@tally/analytics/storage` (see the README's
+   * "Durable delivery"). Without it, the queue is in memory.
+   */
+  storage?: Storage;
 }
 
 /** Options after aliases and defaults, as the client reads them. */
@@ -176,6 +184,7 @@ export interface Settings {
   fetch: FetchFn | HttpClient | undefined;
   proxy: string | undefined;
   oauthSettings: OAuthSettings | undefined;
+  storage: Storage | undefined;
 }
 
 /** How this runtime's fetch takes a proxy: Deno through an HTTP client, Bun through an option. */
@@ -189,7 +198,7 @@ export function proxySupport(): "deno" | "bun" | undefined {
 /** The largest batch Segment accepts; larger ones are dropped silently. */
 export const MAX_BATCH_MESSAGES = 2500;
 
-export const DEFAULTS: Readonly<Omit<Settings, "logger" | "fetch" | "proxy" | "oauthSettings">> = {
+export const DEFAULTS: Readonly<Omit<Settings, "logger" | "fetch" | "proxy" | "oauthSettings" | "storage">> = {
   writeKey: undefined,
   host: "https://api.segment.io",
   path: "/v1/batch",
@@ -356,6 +365,16 @@ const CHECKS: Record<keyof Settings, Check> = {
     return value;
   },
   oauthSettings: (_name, value) => value == null ? undefined : checkOAuthSettings(value),
+  storage: (name, value) => {
+    if (value == null) return undefined;
+    if (!isStorage(value)) {
+      throw new TypeError(
+        `Cannot set ${name}: expected the object that fileStorage(dir) returns ` +
+          `(imported from "@tally/analytics/storage"), got ${describe(value)}`,
+      );
+    }
+    return value;
+  },
 };
 
 /** Validates one option, by its canonical name, and returns the value to store. */
@@ -393,6 +412,7 @@ export function resolveOptions(options: AnalyticsOptions): Settings {
     fetch: undefined,
     proxy: undefined,
     oauthSettings: undefined,
+    storage: undefined,
   };
   const given = new Map<string, string>();
   const oauth: Record<string, unknown> = {};

@@ -413,6 +413,12 @@ export interface Stats {
   batches: number;
   /** Request body bytes put on the wire, over all attempts. */
   bytesSent: number;
+  /** With `storage`: messages left on disk for the next start because `close()` timed out. */
+  kept?: number;
+  /** With `storage`: messages held in memory only because the disk refused to write them. */
+  memoryOnly?: number;
+  /** With `storage`: bytes of segment files in the folder. */
+  storedBytes?: number;
 }
 
 /**
@@ -435,6 +441,11 @@ export interface FlushResult {
   failed: number;
   /** Messages still unsettled when the flush returned (non-zero only after a timeout). */
   pending: number;
+  /**
+   * With `storage`: messages that `close()` could not send in time, left on
+   * disk for the next start (not lost, so not reported through `onError`).
+   */
+  kept?: number;
 }
 
 /**
