@@ -1,5 +1,8 @@
 /**
- * Why a message was not delivered.
+ * Why a message was not delivered. With a disk queue (`storage`), `storage`
+ * is a segment file that could not be read (quarantined, torn; its messages
+ * are unknown, so `messages` may be empty) and `expired` a message older
+ * than `maxStorageAge`.
  *
  * @example
  * ```ts
@@ -19,7 +22,9 @@ export type FailureReason =
   | "queue_full"
   | "closed"
   | "too_large"
-  | "middleware";
+  | "middleware"
+  | "storage"
+  | "expired";
 
 /**
  * A programmer error in a call (missing id, wrong type, unserializable value,
