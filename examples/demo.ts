@@ -320,6 +320,22 @@ async function main(flags: Flags): Promise<number> {
     console.log(JSON.stringify(shirt.message, null, 2).split("\n").map((line) => `  ${line}`).join("\n"));
   }
 
+  // The tracking plan (examples/plan.json), as `tally plan check` and `tally serve --plan` apply it.
+  const signedUp = (await api<{ events: Stored[] }>(`${url}/api/events?event=Signed%20Up&limit=1`)).events[0];
+  if (signedUp !== undefined && shirt !== undefined) {
+    const { loadPlan } = await import("../plan/load.ts");
+    const { createChecker } = await import("../plan/check.ts");
+    const checker = createChecker(await loadPlan(fileURLToPath(new URL("./plan.json", import.meta.url))));
+    console.log("\nChecked against the tracking plan (examples/plan.json; tally plan check does this in CI)");
+    for (const { message } of [signedUp, shirt]) {
+      const violations = checker.check(message);
+      const verdict = violations.length === 0
+        ? "planned, keeps the plan"
+        : violations.map((v) => `${v.category} at ${v.path}: ${v.message}`).join("; ");
+      console.log(`  ${String(message.event).padEnd(14)} ${verdict}`);
+    }
+  }
+
   const failed = runs.filter((run) => !run.ok);
   const ok = failed.length === 0 && total.total > 0;
   console.log(
