@@ -3,18 +3,30 @@
  * The npm build, doing what dnt does without dnt: `build_npm.ts [VERSION]`
  * (VERSION defaults to deno.json's `version`)
  *
+ Two packages, from the same source and at the same version:
+ *
+ * - `npm/` is `@tally/analytics`, the library: mod.ts, testing.ts, storage.ts,
+ *   lib/ and storage/; no bin and no dependencies, so installing it installs
+ *   nothing else;
+ * - `npm/cli/` is `@tally/cli`, the `tally` bin: cli.ts, cli/, serve/, plan/
+ *   and the library files they import (their own copy), with the validator
+ *   the plan commands use (Ajv and ajv-formats) as its dependencies.
+ *
  * 1. empties `npm/`;
- * 2. compiles the library (mod.ts, testing.ts, lib/, and cli.ts with cli/ when
- *    present) with the TypeScript compiler API into ESM JavaScript and `.d.ts`
- *    under `npm/esm/`, rewriting `.ts` import specifiers to `.js`;
- * 3. writes `npm/package.json` and copies README.md and LICENSE;
+ * 2. compiles each package with the TypeScript compiler API into ESM
+ *    JavaScript and `.d.ts` under its `esm/`, rewriting `.ts` import
+ *    specifiers to `.js`;
+ * 3. writes each `package.json` and copies README.md and LICENSE;
  * 4. compiles tests/ and examples/ into `npm/.tests/` (outside the package's
  *    `files`), with their imports of the library pointing at the built files
  *    (so the examples the tests start under Node run against the package as
- *    a Node user gets it), and runs the tests with `node --test`; prints
+ *    a Node user gets it: the library's files at `npm/esm/`, the CLI's,
+ *    collector's and plan's at `npm/cli/esm/`, and `TALLY_BIN` the CLI
+ *    package's bin, whose Ajv resolves from the repository's node_modules
+ *    as Node walks up), and runs the tests with `node --test`; prints
  *    `# pass N` / `# fail N`;
- * 5. packs `npm/` into `npm/.pack/` and checks the tarball with `publint` and
- *    `attw` (`@arethetypeswrong/cli`).
+ * 5. packs both into `npm/.pack/` and checks each tarball with `publint` and
+ *    `attw` (`@arethetypeswrong/cli`); the library's must declare no dependency.
  *
  * Flags: `--no-test` skips step 4, `--no-pack` skips step 5, `--only=FILE,...`
  * runs only those test files under Node (`--only=tests/examples_test.ts`).
@@ -44,12 +56,19 @@ import ts from "typescript";
 const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const OUT = join(ROOT, "npm");
 const ESM = join(OUT, "esm");
+const CLI_OUT = join(OUT, "cli");
+const CLI_ESM = join(CLI_OUT, "esm");
 const TESTS_OUT = join(OUT, ".tests");
 const PACK_OUT = join(OUT, ".pack");
 const BIN = join(ROOT, "node_modules", ".bin");
 const NAME = "@tally/analytics";
 const DESCRIPTION = "A Segment-compatible analytics client on web standards, for Deno, Bun, Node and Cloudflare " +
-  "Workers, with a CLI and an in-memory test recorder. No dependencies.";
+  "Workers, with an in-memory test recorder. No dependencies.";
+const CLI_NAME = "@tally/cli";
+const CLI_DESCRIPTION = "tally: send Segment-format analytics from CI and shell scripts, run a local collector " +
+  "with a live inspector (tally serve), and check events against a tracking plan (tally plan).";
+/** The runtime dependencies of the CLI package: what its sources import by bare name, at the root's versions. */
+const CLI_DEPENDENCIES = ["ajv", "ajv-formats"];
 /** Node 20 is the oldest with a global `crypto` (crypto.randomUUID) without a flag; 18 needs one. */
 const NODE_ENGINES = ">=20";
 
@@ -110,21 +129,20 @@ function tsFilesUnder(dir: string): string[] {
 /** Public entry points: export subpath -> source file. */
 const ENTRIES: [string, string][] = [[".", "mod.ts"], ["./testing", "testing.ts"], ["./storage", "storage.ts"]];
 const hasCli = existsSync(join(ROOT, "cli.ts"));
-/**
- * Everything compiled into the package: the entries, and every file under
- * lib/, cli/ and serve/, since some modules are loaded by computed specifiers (the
- * collector, the inspector) that no import graph shows.
- */
+/** Everything compiled into the library package: the entries, and every file under lib/ and storage/. */
 const SOURCES = [
   ...ENTRIES.map(([, file]) => file).filter((file) => existsSync(join(ROOT, file))),
-  ...(hasCli ? ["cli.ts"] : []),
   ...tsFilesUnder("lib"),
-  ...tsFilesUnder("cli"),
-  ...tsFilesUnder("serve"),
   ...tsFilesUnder("storage"),
-  ...tsFilesUnder("plan"),
 ];
 const SOURCE_SET = new Set(SOURCES.map((file) => join(ROOT, file)));
+/**
+ * The roots of the CLI package: cli.ts and every file under cli/, serve/ and plan/, since some modules are
+ * loaded by computed specifiers (the collector, the inspector) that no import graph shows; the library files
+ * they import come along.
+ */
+const CLI_SOURCES = hasCli ? ["cli.ts", ...tsFilesUnder("cli"), ...tsFilesUnder("serve"), ...tsFilesUnder("plan")] : [];
+const CLI_SOURCE_SET = new Set(CLI_SOURCES.map((file) => join(ROOT, file)));
 
 const BASE_OPTIONS: ts.CompilerOptions = {
   target: ts.ScriptTarget.ES2022,
@@ -156,27 +174,37 @@ say(`${NAME}@${version}: emptying npm/`);
 rmSync(OUT, { recursive: true, force: true });
 mkdirSync(ESM, { recursive: true });
 
-say(`compiling ${SOURCES.length} files to npm/esm/ (ESM + .d.ts, TypeScript ${ts.version})`);
-{
-  const program = ts.createProgram([...SOURCE_SET], { ...BASE_OPTIONS, outDir: ESM, declaration: true });
+/** Compiles `roots` (and what they import) into `outDir`; returns the source files emitted, relative to ROOT. */
+function compileTo(roots: Set<string>, outDir: string, label: string): string[] {
+  const program = ts.createProgram([...roots], { ...BASE_OPTIONS, outDir, declaration: true });
   const diagnostics = ts.getPreEmitDiagnostics(program);
-  if (diagnostics.length > 0) fail(`type errors:\n${report(diagnostics)}`);
+  if (diagnostics.length > 0) fail(`type errors (${label}):\n${report(diagnostics)}`);
   const emitted = program.emit();
   if (emitted.emitSkipped || emitted.diagnostics.length > 0) fail(`emit failed:\n${report(emitted.diagnostics)}`);
-}
-
-// The version the code reports must be the version published.
-{
-  const versionJs = readFileSync(join(ESM, "lib", "version.js"), "utf8");
+  const files = program.getSourceFiles().map((f) => resolve(f.fileName))
+    .filter((f) => !f.includes(`${sep}node_modules${sep}`) && !f.endsWith(".d.ts"));
+  say(`compiled ${files.length} files to ${posix(relative(ROOT, outDir))}/ (ESM + .d.ts, TypeScript ${ts.version})`);
+  // The version the code reports must be the version published.
+  const versionJs = readFileSync(join(outDir, "lib", "version.js"), "utf8");
   const stated = versionJs.match(/VERSION = "([^"]+)"/)?.[1];
   if (stated !== version) {
     fail(`lib/version.ts says ${stated}, not ${version}: bump it (and deno.json) before building ${version}`);
   }
+  return files.map((f) => relative(ROOT, f));
+}
+
+compileTo(SOURCE_SET, ESM, NAME);
+// The library files the CLI package carries a copy of (its own program, compiled beside cli/).
+const cliCompiled = hasCli ? compileTo(CLI_SOURCE_SET, CLI_ESM, CLI_NAME) : [];
+{
+  // The library must not reach the CLI's folders (nor, through them, the validator).
+  const outside = readdirSync(ESM).filter((entry) => ["cli", "serve", "plan", "cli.js"].includes(entry));
+  if (outside.length > 0) fail(`the library package holds ${outside.join(", ")}: mod.ts or lib/ imports the CLI`);
 }
 
 if (hasCli) {
   // cli.ts starts with a Deno shebang; the npm bin runs on Node.
-  const cli = join(ESM, "cli.js");
+  const cli = join(CLI_ESM, "cli.js");
   const code = readFileSync(cli, "utf8").replace(/^#!.*\n/, "");
   writeFileSync(cli, `#!/usr/bin/env node\n${code}`);
   chmodSync(cli, 0o755);
@@ -202,7 +230,6 @@ const packageJson = {
   main: "./esm/mod.js",
   types: "./esm/mod.d.ts",
   exports: exportsMap,
-  ...(hasCli ? { bin: { tally: "./esm/cli.js" } } : {}),
   files: ["esm/", "README.md", "LICENSE"],
   sideEffects: false,
   engines: { node: NODE_ENGINES },
@@ -210,7 +237,48 @@ const packageJson = {
 writeFileSync(join(OUT, "package.json"), JSON.stringify(packageJson, null, 2) + "\n");
 copyFileSync(join(ROOT, "README.md"), join(OUT, "README.md"));
 copyFileSync(join(ROOT, "LICENSE"), join(OUT, "LICENSE"));
-say(`wrote npm/package.json (exports: ${Object.keys(exportsMap).join(", ")}${hasCli ? "; bin: tally" : ""})`);
+say(`wrote npm/package.json (exports: ${Object.keys(exportsMap).join(", ")}; no bin, no dependencies)`);
+
+/** The root package.json's version of `name` (a devDependency there), as the CLI package's range. */
+function rootVersionOf(name: string): string {
+  const root = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as {
+    dependencies?: Record<string, string>;
+    devDependencies?: Record<string, string>;
+  };
+  const found = root.dependencies?.[name] ?? root.devDependencies?.[name];
+  if (found === undefined) fail(`the CLI needs ${name}, which the root package.json does not list`);
+  return `^${(found as string).replace(/^[\^~]/, "")}`;
+}
+
+if (hasCli) {
+  // Every bare import in the CLI's compiled files is node: or a declared dependency.
+  const bare = new Set<string>();
+  for (const file of cliCompiled) {
+    const js = readFileSync(join(CLI_ESM, file.replace(/\.ts$/, ".js")), "utf8");
+    for (const { fileName } of ts.preProcessFile(js, true, true).importedFiles) {
+      if (!fileName.startsWith(".")) bare.add(fileName);
+    }
+  }
+  const undeclared = [...bare].filter((spec) => !spec.startsWith("node:") && !CLI_DEPENDENCIES.includes(spec));
+  if (undeclared.length > 0) fail(`the CLI imports ${undeclared.join(", ")}, not in CLI_DEPENDENCIES`);
+  const cliPackageJson = {
+    name: CLI_NAME,
+    version,
+    description: CLI_DESCRIPTION,
+    license: "MIT",
+    keywords: ["analytics", "segment", "cli", "tracking-plan", "collector"],
+    type: "module",
+    bin: { tally: "./esm/cli.js" },
+    exports: { "./package.json": "./package.json" },
+    files: ["esm/", "README.md", "LICENSE"],
+    dependencies: Object.fromEntries(CLI_DEPENDENCIES.map((name) => [name, rootVersionOf(name)])),
+    engines: { node: NODE_ENGINES },
+  };
+  writeFileSync(join(CLI_OUT, "package.json"), JSON.stringify(cliPackageJson, null, 2) + "\n");
+  copyFileSync(join(ROOT, "README.md"), join(CLI_OUT, "README.md"));
+  copyFileSync(join(ROOT, "LICENSE"), join(CLI_OUT, "LICENSE"));
+  say(`wrote npm/cli/package.json (bin: tally; dependencies: ${CLI_DEPENDENCIES.join(", ")})`);
+}
 
 // ---- the tests, under Node, against the built files
 
@@ -225,7 +293,11 @@ function rewriteSpecifier(fromSource: string, specifier: string): string {
   if (!/^\.\.?\//.test(specifier) || !specifier.endsWith(".ts")) return specifier;
   const target = resolve(dirname(fromSource), specifier);
   const rel = relative(ROOT, target).replace(/\.ts$/, ".js");
-  const built = SOURCE_SET.has(target) ? join(ESM, rel) : join(TESTS_OUT, rel);
+  const built = SOURCE_SET.has(target)
+    ? join(ESM, rel)
+    : CLI_SOURCE_SET.has(target)
+    ? join(CLI_ESM, rel)
+    : join(TESTS_OUT, rel);
   const fromOut = join(TESTS_OUT, relative(ROOT, fromSource));
   const path = posix(relative(dirname(fromOut), built));
   return path.startsWith(".") ? path : `./${path}`;
@@ -315,7 +387,9 @@ if (runTests) {
   const exampleSet = new Set(examples.map((file) => join(ROOT, file)));
   // Examples for Deno and Bun use those runtimes' globals, which tsc here does not know; deno check is their gate.
   const testDiagnostics = ts.getPreEmitDiagnostics(program).filter((d) =>
-    d.file === undefined || !(SOURCE_SET.has(resolve(d.file.fileName)) || exampleSet.has(resolve(d.file.fileName)))
+    d.file === undefined ||
+    !(SOURCE_SET.has(resolve(d.file.fileName)) || CLI_SOURCE_SET.has(resolve(d.file.fileName)) ||
+      exampleSet.has(resolve(d.file.fileName)))
   );
   if (testDiagnostics.length > 0) {
     // deno check is the gate for the tests' types; here they only need to run.
@@ -328,7 +402,7 @@ if (runTests) {
     if (emitted.emitSkipped) fail(`could not compile ${file}:\n${report(emitted.diagnostics)}`);
   }
   // Fixtures and data files beside the tests, and the sources, for tests that read them (tests/imports_test.ts).
-  for (const file of [...files.filter((f) => !f.endsWith(".ts")), ...SOURCES]) {
+  for (const file of [...files.filter((f) => !f.endsWith(".ts")), ...SOURCES, ...CLI_SOURCES]) {
     mkdirSync(dirname(join(TESTS_OUT, file)), { recursive: true });
     copyFileSync(join(ROOT, file), join(TESTS_OUT, file));
   }
@@ -356,7 +430,7 @@ if (runTests) {
       cwd: TESTS_OUT,
       stdio: ["ignore", "inherit", "inherit"],
       // CLI tests run the npm bin (tests/cli_test.ts runs $TALLY_BIN when it is set).
-      env: { ...process.env, NO_COLOR: "1", ...(hasCli ? { TALLY_BIN: join(ESM, "cli.js") } : {}) },
+      env: { ...process.env, NO_COLOR: "1", ...(hasCli ? { TALLY_BIN: join(CLI_ESM, "cli.js") } : {}) },
     },
   );
   const results = existsSync(tap) ? readFileSync(tap, "utf8") : "";
@@ -383,24 +457,44 @@ function tool(name: string, toolArgs: string[], cwd = ROOT): boolean {
   return result.status === 0;
 }
 
-if (pack) {
-  mkdirSync(PACK_OUT, { recursive: true });
-  const packed = spawnSync("npm", ["pack", "--json", "--pack-destination", PACK_OUT], { cwd: OUT, encoding: "utf8" });
-  if (packed.status !== 0) fail(`npm pack failed:\n${packed.stderr}`);
+/** Packs the package in `dir` into npm/.pack/ and checks the tarball; returns whether every check passed. */
+function packAndCheck(dir: string, name: string): boolean {
+  let ok = true;
+  const packed = spawnSync("npm", ["pack", "--json", "--pack-destination", PACK_OUT], { cwd: dir, encoding: "utf8" });
+  if (packed.status !== 0) fail(`npm pack of ${name} failed:\n${packed.stderr}`);
   const info = JSON.parse(packed.stdout)[0] as { filename: string; files: { path: string }[]; size: number };
   const tarball = join(PACK_OUT, info.filename);
-  say(`packed npm/.pack/${info.filename}: ${info.files.length} files, ${info.size} bytes`);
+  say(`packed ${name} into npm/.pack/${info.filename}: ${info.files.length} files, ${info.size} bytes`);
   const leaked = info.files.filter((file) => !/^(esm\/|README\.md$|LICENSE$|package\.json$)/.test(file.path));
   if (leaked.length > 0) {
-    failed = true;
-    say(`files that should not ship: ${leaked.map((f) => f.path).join(", ")}`);
+    ok = false;
+    say(`files that should not ship in ${name}: ${leaked.map((f) => f.path).join(", ")}`);
   }
   // --strict: warnings fail the build too.
-  if (!tool("publint", ["run", tarball, "--strict"])) failed = true;
+  if (!tool("publint", ["run", tarball, "--strict"])) ok = false;
   // ESM only (no CommonJS build): attw's esm-only profile leaves out node10 and node16-from-CJS resolution,
   // which by design find no CommonJS entry. Node >= 20.19 can still require() the ESM build.
-  if (!tool("attw", [tarball, "--profile", "esm-only", "--format", "table"])) failed = true;
+  if (!tool("attw", [tarball, "--profile", "esm-only", "--format", "table"])) {
+    ok = false;
+  }
+  return ok;
+}
+
+if (pack) {
+  mkdirSync(PACK_OUT, { recursive: true });
+  if (!packAndCheck(OUT, NAME)) failed = true;
+  const library = JSON.parse(readFileSync(join(OUT, "package.json"), "utf8")) as Record<string, unknown>;
+  for (const field of ["dependencies", "peerDependencies", "optionalDependencies", "bin"]) {
+    if (library[field] !== undefined) {
+      failed = true;
+      say(`${NAME}'s package.json has "${field}": installing the library must install nothing`);
+    }
+  }
+  if (hasCli && !packAndCheck(CLI_OUT, CLI_NAME)) failed = true;
 }
 
 if (failed) fail("FAILED");
-say(`done: npm/ holds ${NAME}@${version}${pack ? "; the tarball is in npm/.pack/" : ""}`);
+say(
+  `done: npm/ holds ${NAME}@${version}${hasCli ? `, npm/cli/ ${CLI_NAME}@${version}` : ""}` +
+    `${pack ? "; the tarballs are in npm/.pack/" : ""}`,
+);
