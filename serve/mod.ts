@@ -1,9 +1,12 @@
 /**
  * The local Segment-compatible collector behind `tally serve`: it takes
  * what Segment's HTTP Tracking API takes (`POST /v1/batch`, `/v1/import`,
- * `/v1/{identify,track,page,screen,group,alias}`, JSON or gzip), enforces
+ * `/v1/{identify,track,page,screen,group,alias}`, JSON or gzip) and what
+ * analytics.js sends (`/v1/{t,i,p,s,g,a,b}`, text/plain, its metrics at
+ * `/v1/m`, its settings at `/v1/projects/:writeKey/settings`), enforces
  * Segment's limits, checks every message against the spec and keeps it as
- * good or bad with the reasons, in memory and optionally in an NDJSON file.
+ * good or bad with the reasons, where it came from and whether its
+ * messageId was seen before, in memory and optionally in an NDJSON file.
  * `GET /api/events`, `GET /api/stats`, `DELETE /api/events` and the
  * server-sent events of `GET /api/stream` feed the inspector at `/`; they
  * answer only the collector's own names and pages, and ingestion from a
@@ -44,6 +47,7 @@ export type {
   CollectorRequest,
   CollectorStats,
   EventFilter,
+  MessageSource,
   ScriptedReply,
   StoredEvent,
 } from "./types.ts";

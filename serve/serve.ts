@@ -66,9 +66,12 @@ Flags (each also accepted in camelCase, such as --maxEvents):
 ${flagHelp(SERVE_FLAGS)}
 
 Endpoints: POST /v1/batch, /v1/import, /v1/{identify,track,page,screen,group,alias};
-GET /api/events (?type= &userId= &anonymousId= &event= &status=good|bad &limit= &before=; 1000 by
-default, at most 10000, "next" gives the next page), GET /api/stats, DELETE /api/events,
-GET /api/stream (server-sent events), GET / (the inspector).
+analytics.js's POST /v1/{t,i,p,s,g,a,b} and /v1/m (metrics, counted), and its settings at
+GET /v1/projects/KEY/settings (load it with cdnURL: "http://127.0.0.1:8787");
+GET /api/events (?type= &userId= &anonymousId= &event= &status=good|bad &source=LIBRARY
+&duplicate=true|false &limit= &before=; 1000 by default, at most 10000, "next" gives the next
+page), GET /api/stats, DELETE /api/events, GET /api/stream (server-sent events), GET / (the
+inspector).
 
 Limits: 32 KB per message (a batch's context merged in), 500 KB per request, 2500 messages per
 batch, bodies nested at most 1024 levels; headers within 10 s, whole requests within 30 s (408).
