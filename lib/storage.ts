@@ -188,6 +188,8 @@ export interface Storage {
   open(debug: (line: string) => void): StorageOpening;
   /** Appends the records in `bytes[from..to)` to the open segment `id`, creating it when new. */
   append(id: number, bytes: Uint8Array, from: number, to: number): void;
+  /** Closes and deletes open segment `id`, which holds no record (its first write failed). */
+  discard(id: number): void;
   /** Seals segment `id` (atomically: a crash leaves it either open or sealed, whole). */
   seal(id: number): void;
   /** Reads sealed segment `id` whole. */
@@ -200,7 +202,7 @@ export interface Storage {
   close(): void;
 }
 
-const METHODS = ["open", "append", "seal", "read", "remove", "quarantine", "close"] as const;
+const METHODS = ["open", "append", "discard", "seal", "read", "remove", "quarantine", "close"] as const;
 
 /** Whether `value` implements {@linkcode Storage}. */
 export function isStorage(value: unknown): value is Storage {

@@ -277,7 +277,12 @@ export class StoredQueue {
       );
     }
     if (segment.count > 0) this.#seal(segment);
-    else this.#nextId--; // its file was never written
+    else {
+      this.#open = undefined;
+      try {
+        this.#storage.discard(segment.id); // no record reached it: no empty file is left behind
+      } catch { /* an empty open segment is deleted at the next start */ }
+    }
     const memory = this.#start();
     memory.onDisk = false;
     return memory;

@@ -329,8 +329,13 @@ export class FileStorage implements Storage {
     let bytes: Uint8Array;
     let mtime: number;
     try {
+      const stat = fs.statSync(file);
+      if (!stat.isFile()) {
+        problems.push(this.#quarantineFile(name, 0, 0, "unreadable", "it is not a regular file"));
+        return undefined;
+      }
+      mtime = stat.mtimeMs;
       bytes = retrying(() => fs.readFileSync(file));
-      mtime = fs.statSync(file).mtimeMs;
     } catch (error) {
       if (codeOf(error) === "ENOENT") return undefined;
       problems.push(this.#quarantineFile(name, 0, 0, "unreadable", `it cannot be read: ${explain(error, this.dir)}`));
@@ -478,6 +483,17 @@ export class FileStorage implements Storage {
     this.#pending.push(fd);
     if (this.#pending.length > MAX_PENDING_SYNCS) this.sync();
     else this.#schedule();
+  }
+
+  /** Closes and deletes open segment `id`, which holds no record. */
+  discard(id: number): void {
+    if (this.#fdId === id) {
+      const fd = this.#fd;
+      this.#fd = -1;
+      this.#fdId = 0;
+      fs.closeSync(fd);
+    }
+    ignoring(["ENOENT"], () => fs.unlinkSync(this.#openPath(id)));
   }
 
   /** Seals segment `id`: closes it and renames `open-N.seg` to `N.seg` (atomic). */
