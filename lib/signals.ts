@@ -1,7 +1,7 @@
 import type { FlushResult } from "./types.ts";
 
 /** A signal {@linkcode closeOnSignals} can handle. */
-export type ShutdownSignal = "SIGTERM" | "SIGINT" | "SIGHUP";
+type ShutdownSignal = "SIGTERM" | "SIGINT" | "SIGHUP";
 
 /** Options for {@linkcode Analytics.closeOnSignals}. */
 export interface CloseOnSignalsOptions {
@@ -15,7 +15,7 @@ export interface CloseOnSignalsOptions {
    * The signals to handle.
    * @default {["SIGTERM", "SIGINT"]}
    */
-  signals?: readonly ShutdownSignal[];
+  signals?: readonly ("SIGTERM" | "SIGINT" | "SIGHUP")[];
 }
 
 /** What the signal handler closes: an `Analytics` client. */
