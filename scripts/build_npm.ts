@@ -402,7 +402,14 @@ if (runTests) {
     if (emitted.emitSkipped) fail(`could not compile ${file}:\n${report(emitted.diagnostics)}`);
   }
   // Fixtures and data files beside the tests, and the sources, for tests that read them (tests/imports_test.ts).
-  for (const file of [...files.filter((f) => !f.endsWith(".ts")), ...SOURCES, ...CLI_SOURCES]) {
+  // And the examples as they are (tests read examples/plan.json and compare examples/tracking.ts).
+  const exampleFiles = (dir: string): string[] =>
+    readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((entry) =>
+      entry.isDirectory() ? exampleFiles(join(dir, entry.name)) : [join(dir, entry.name)]
+    );
+  for (
+    const file of [...files.filter((f) => !f.endsWith(".ts")), ...SOURCES, ...CLI_SOURCES, ...exampleFiles("examples")]
+  ) {
     mkdirSync(dirname(join(TESTS_OUT, file)), { recursive: true });
     copyFileSync(join(ROOT, file), join(TESTS_OUT, file));
   }

@@ -4,11 +4,19 @@
  * delivering to a local receiver (tests/receiver.ts) in this process.
  *
  * - node-esm, node-cjs: a scratch project that `npm install`s the packed
- *   tarball (offline: it has no dependencies) and imports it as ESM, then
- *   `require()`s it from CommonJS (Node >= 20.19 loads ES modules there);
+ *   `@tally/analytics` tarball (offline: it has no dependencies; the check
+ *   fails if its package.json declares any, or if anything else got
+ *   installed) and imports it as ESM, then `require()`s it from CommonJS
+ *   (Node >= 20.19 loads ES modules there);
  * - node-types: `tsc` (module nodenext) type-checks a TypeScript file that
  *   imports both entry points from the installed package;
- * - node-bin: the installed `tally` bin sends one event;
+ * - node-bin: the `@tally/cli` tarball `npm install`ed in its own scratch
+ *   project (offline, from npm's cache: its Ajv and ajv-formats), whose
+ *   `tally` bin answers `--version`, lints the sample plan
+ *   (examples/plan.json) and sends one event;
+ * - binary: the compiled `tally` (scripts/compile.ts), alone in an empty
+ *   directory with no node_modules anywhere above it, runs `tally plan check`:
+ *   the validator is inside the binary;
  * - bun: `bun add` of the tarball in a scratch project, the same ESM app;
  * - deno: tests/consumers/deno_app.ts importing mod.ts under
  *   `deno run --allow-net=127.0.0.1 --no-prompt` and no other permission;
@@ -18,8 +26,8 @@
  *   with the module-level default client kept across requests.
  *
  * Prints one `ok`/`FAIL` line per consumer and ends with `N passed, N failed`.
- * Builds the tarball first (`build_npm.ts VERSION --no-test`) unless
- * `--no-build` is given and `npm/.pack/` holds one.
+ * Builds the tarballs first (`build_npm.ts VERSION --no-test`) unless
+ * `--no-build` is given and `npm/.pack/` holds both.
  *
  * Run: `node_modules/.bin/deno run -A scripts/consumers.ts` (Bun runs it too).
  *
@@ -122,21 +130,24 @@ function lastJson(stdout: string): Record<string, unknown> | undefined {
 // ---- the tarball
 
 const version = (JSON.parse(readFileSync(join(ROOT, "deno.json"), "utf8")) as { version: string }).version;
-const tarballs = () => existsSync(PACK) ? readdirSync(PACK).filter((f) => f.endsWith(`-${version}.tgz`)) : [];
-if (!args.includes("--no-build") || tarballs().length === 0) {
+const LIBRARY_TGZ = `tally-analytics-${version}.tgz`;
+const CLI_TGZ = `tally-cli-${version}.tgz`;
+const tarballs = () => existsSync(PACK) ? readdirSync(PACK).filter((f) => f === LIBRARY_TGZ || f === CLI_TGZ) : [];
+if (!args.includes("--no-build") || tarballs().length < 2) {
   console.log(`== building the npm package ${version} (scripts/build_npm.ts --no-test)`);
   const built = spawnSync(tool("deno"), ["run", "-A", join(ROOT, "scripts", "build_npm.ts"), version, "--no-test"], {
     cwd: ROOT,
     encoding: "utf8",
     env: { ...process.env, NO_COLOR: "1" },
   });
-  if (built.status !== 0 || tarballs().length === 0) {
+  if (built.status !== 0 || tarballs().length < 2) {
     console.log(`FAIL build\n${tail(`${built.stdout}${built.stderr}`, 30)}`);
     console.log("0 passed, 1 failed");
     process.exit(1);
   }
 }
-const tarball = join(PACK, tarballs()[0]);
+const tarball = join(PACK, LIBRARY_TGZ);
+const cliTarball = join(PACK, CLI_TGZ);
 
 // ---- the consumers
 
@@ -153,6 +164,20 @@ function installedWithNpm(): Promise<string | Run> {
     writeFileSync(join(dir, "package.json"), '{ "name": "tally-consumer-node", "private": true }\n');
     const r = await run("npm", ["install", "--no-audit", "--no-fund", "--offline", tarball], dir);
     if (r.code !== 0) return r;
+    // The library installs nothing else: no dependency declared, nothing beside it in node_modules.
+    const installed = JSON.parse(
+      readFileSync(join(dir, "node_modules", "@tally", "analytics", "package.json"), "utf8"),
+    ) as Record<string, unknown>;
+    const declared = ["dependencies", "peerDependencies", "optionalDependencies"].filter((f) => f in installed);
+    const others = readdirSync(join(dir, "node_modules")).filter((name) => !name.startsWith(".") && name !== "@tally");
+    if (declared.length > 0 || others.length > 0 || "bin" in installed) {
+      return {
+        code: 1,
+        stdout: "",
+        stderr: `@tally/analytics must install nothing: its package.json has ${declared.join(", ") || "no deps"}` +
+          `${"bin" in installed ? " and a bin" : ""}; node_modules holds ${others.join(", ") || "nothing else"}`,
+      };
+    }
     for (const file of ["app.mjs", "app.cjs", "worker.mjs", "worker_module_scope.mjs"]) {
       copyFileSync(join(CONSUMERS, file), join(dir, file));
     }
@@ -238,27 +263,76 @@ const consumers: [string, () => Promise<string | undefined>][] = [
       }),
   ],
   [
-    "node-bin: the installed tally bin sends an event",
-    () =>
-      withNodeProject(async (dir) => {
-        const bin = join(dir, "node_modules", ".bin", "tally");
-        if (!existsSync(bin)) return "node_modules/.bin/tally is missing";
-        const v = await run(bin, ["--version"], dir);
-        if (v.code !== 0 || !v.stdout.includes(version)) return `tally --version: ${explain(v)}`;
-        const r = await run(bin, [
-          "track",
-          "--host",
-          url,
-          "--write-key",
-          "CONSUMER_KEY",
-          "--user-id",
-          "node-bin-user",
-          "--event",
-          "Consumer Tested",
-        ], dir);
-        if (r.code !== 0) return `tally track: ${explain(r)}`;
-        return await expectDelivered(receiver, "node-bin-user", 1);
-      }),
+    "node-bin: npm install of the @tally/cli tarball; its tally bin runs --version, plan lint and track",
+    async () => {
+      const dir = join(scratch, "cli");
+      mkdirSync(dir);
+      writeFileSync(join(dir, "package.json"), '{ "name": "tally-consumer-cli", "private": true }\n');
+      const installed = await run("npm", ["install", "--no-audit", "--no-fund", "--offline", cliTarball], dir, 120_000);
+      if (installed.code !== 0) return `npm install of the CLI tarball failed: ${explain(installed)}`;
+      for (const dep of ["ajv", "ajv-formats"]) {
+        if (!existsSync(join(dir, "node_modules", dep, "package.json"))) {
+          return `${dep} was not installed with @tally/cli`;
+        }
+      }
+      const bin = join(dir, "node_modules", ".bin", "tally");
+      if (!existsSync(bin)) return "node_modules/.bin/tally is missing";
+      const v = await run(bin, ["--version"], dir);
+      if (v.code !== 0 || !v.stdout.includes(version)) return `tally --version: ${explain(v)}`;
+      const lint = await run(bin, ["plan", "lint", join(ROOT, "examples", "plan.json")], dir);
+      if (lint.code !== 0 || !/no problems/.test(lint.stderr)) return `tally plan lint: ${explain(lint)}`;
+      const r = await run(bin, [
+        "track",
+        "--host",
+        url,
+        "--write-key",
+        "CONSUMER_KEY",
+        "--user-id",
+        "node-bin-user",
+        "--event",
+        "Consumer Tested",
+      ], dir);
+      if (r.code !== 0) return `tally track: ${explain(r)}`;
+      return await expectDelivered(receiver, "node-bin-user", 1);
+    },
+  ],
+  [
+    "binary: the compiled tally, alone in an empty directory, runs tally plan check (the validator is inside)",
+    async () => {
+      const dir = join(scratch, "binary");
+      mkdirSync(dir);
+      const exe = join(dir, "tally");
+      const compiled = await run(
+        tool("deno"),
+        [
+          "run",
+          "--allow-run",
+          "--allow-read",
+          "--allow-write",
+          "--allow-env",
+          join(ROOT, "scripts", "compile.ts"),
+          exe,
+        ],
+        ROOT,
+        180_000,
+      );
+      if (compiled.code !== 0 || !existsSync(exe)) return `scripts/compile.ts failed: ${explain(compiled)}`;
+      copyFileSync(join(ROOT, "examples", "plan.json"), join(dir, "plan.json"));
+      writeFileSync(
+        join(dir, "events.ndjson"),
+        '{"type":"track","userId":"u1","event":"Signed Up","properties":{"plan":"Pro"}}\n' +
+          '{"type":"track","userId":"u1","event":"Not Planned"}\n',
+      );
+      // No node_modules in the temporary directory nor above it: nothing to resolve Ajv from but the binary.
+      if (existsSync(join(scratch, "node_modules")) || existsSync(join(dir, "..", "..", "node_modules"))) {
+        return "the scratch directory has a node_modules above it";
+      }
+      const r = await run(exe, ["plan", "check", "--plan", "plan.json", "events.ndjson"], dir);
+      if (r.code !== 1 || !/events\.ndjson:2: .*unplanned_event/.test(r.stdout) || /events\.ndjson:1:/.test(r.stdout)) {
+        return `tally plan check (expected exit 1 and one unplanned_event on line 2): ${explain(r)}\n${r.stdout}`;
+      }
+      return undefined;
+    },
   ],
   [
     "bun: bun add of the tarball, import as ESM",
