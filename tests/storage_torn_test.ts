@@ -205,7 +205,7 @@ test("a disk that refuses a write (ENOSPC) keeps the messages in memory, says so
 });
 
 test("a folder that cannot be written is a clear error at construction", async () => {
-  await withFolder(async (dir) => {
+  await withFolder((dir) => {
     const probe = path.join(dir, "probe");
     fs.mkdirSync(probe, { mode: 0o555 });
     let chmodBinds = true;
@@ -228,6 +228,7 @@ test("a folder that cannot be written is a clear error at construction", async (
         message: `Cannot open storage ${target}: permission denied (the folder must be writable by this process)`,
       });
     }
+    return Promise.resolve();
   });
 });
 
