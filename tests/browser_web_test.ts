@@ -29,7 +29,11 @@ import { type Collector, startCollector, type StoredEvent } from "../serve/mod.t
 import { answerRefusedProbes, CHROMIUM } from "./fixtures/browser.ts";
 import { canWrite, delay } from "./fixtures/collector_helpers.ts";
 
-const AJS = fileURLToPath(new URL("../node_modules/@segment/analytics-next/dist/umd/index.js", import.meta.url));
+/** analytics-next's browser build, from the nearest node_modules above this file (the npm build runs the tests deeper). */
+const AJS =
+  ["../", "../../", "../../../"].map((up) =>
+    fileURLToPath(new URL(`${up}node_modules/@segment/analytics-next/dist/umd/index.js`, import.meta.url))
+  ).find((path) => fs.existsSync(path)) ?? "node_modules/@segment/analytics-next/dist/umd/index.js (not found)";
 const WRITE_KEY = "wk_browser_test_KEY";
 const ROW = 'tr[data-testid="event-row"]';
 const MARKUP = `<img src=x onerror="window.__injected=1">`;
