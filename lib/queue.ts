@@ -4,6 +4,8 @@ import type { Callback } from "./types.ts";
 /** Bytes per arena chunk: room for many messages, and always for the largest one. */
 const CHUNK_BYTES = 256 * 1024;
 const COMMA = 0x2c;
+/** What a taken message's chunk slot points at: the queue lets go of a chunk once its messages are taken. */
+const RELEASED = new Uint8Array(0);
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -150,6 +152,9 @@ export class Queue {
       first,
     };
     this.#queuedBytes -= total - envelope + 1 - n;
+    // The batch holds its chunks now: once it settles, a chunk whose messages are all sent is garbage, not kept
+    // until the arrays are compacted (which, mid-burst, held up to half the sent burst).
+    this.#chunks.fill(RELEASED, start, end);
     this.#head = end;
     this.#firstSeq += n;
     if (this.#head === this.#bytes.length) {
