@@ -3,7 +3,8 @@
  * playwright-core): the page loads what is stored, rows appear live as the
  * library sends, a click shows the JSON and the validation reasons, message
  * data stays text, the filters and the keyboard work, a flood is capped, and
- * Clear empties it; messages of no or an unknown type have their counter, and
+ * Clear, once confirmed (declined, nothing goes), empties it; a bad row shows its first reason, a re-send
+ * its dup badge, and the duplicates filter survives a reload; messages of no or an unknown type have their counter, and
  * a filtered DELETE takes its rows away; markup in any event field stays text
  * (no `<script>`, `<img onerror>` or `<svg onload>` runs), and a page on
  * another site (http://evil.test, mapped to 127.0.0.1 in the browser) can
@@ -270,6 +271,11 @@ test("messages of an unknown type or none have their own counter, the counters a
     await page.locator(ROW).first().click();
     assert.equal(await page.locator(".detail h2 .type-tag").innerText(), "no type");
     assert.match(await page.locator(REASONS).innerText(), /type is missing/);
+    // The row itself says why, before any click: its first reason.
+    assert.deepEqual(await page.locator('[data-testid="row-reason"]').allInnerTexts(), [
+      "type is missing: it must be one of identify, track, page, screen, group, alias",
+      'type "foo" is not one of identify, track, page, screen, group, alias',
+    ]);
     await page.click(unknown);
     assert.equal(await rowCount(page), 4);
 
@@ -283,6 +289,24 @@ test("messages of an unknown type or none have their own counter, the counters a
     assert.match(await page.locator('[data-testid="detail"]').innerText(), /Select a message/, "its detail is gone");
     const after = await counts();
     assert.equal(after[""], 2);
+
+    // A re-send (the same messageId again) has a dup badge, a counter, and a filter kept in the address.
+    await post(collector.url, "/v1/batch", {
+      batch: [{ type: "track", messageId: "t1", userId: "u1", event: "Signed Up" }],
+    });
+    await rowsBecome(page, 3);
+    await until(page, `document.getElementById("duplicates").textContent === "1"`);
+    assert.equal(await page.locator(`${ROW} [data-testid="duplicate"]`).count(), 1);
+    assert.equal(await page.locator(ROW).first().locator('[data-testid="duplicate"]').count(), 1, "the newest");
+    await page.check('[data-testid="duplicate-filter"]');
+    assert.equal(await rowCount(page), 1);
+    assert.match(new URL(page.url()).hash, /duplicate=true/);
+    await page.reload();
+    await page.waitForSelector('#conn[data-state="live"]', { timeout: 10_000 });
+    await rowsBecome(page, 1);
+    assert.equal(await page.isChecked('[data-testid="duplicate-filter"]'), true, "the filter survives a reload");
+    await page.locator(ROW).first().click();
+    assert.match(await page.locator('[data-testid="detail"]').innerText(), /Duplicate\s+a message with this messageId/);
     assert.deepEqual(problems, [], "no script errors on the page");
   } finally {
     await browser?.close();
