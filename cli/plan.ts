@@ -32,6 +32,7 @@ import { decoded, GzipError } from "./input.ts";
 import { type Io, lostExitCode } from "./io.ts";
 import { whyNotJson } from "./json_error.ts";
 import { ItemReader } from "./ndjson.ts";
+import { PLAN_TYPES_FLAGS, planTypes } from "./plan_types.ts";
 
 const HELP: FlagSpec = { name: "help", kind: "boolean", help: "show this help" };
 const JSON_FLAG: FlagSpec = { name: "json", kind: "boolean", help: "one JSON object per line on stdout" };
@@ -47,18 +48,6 @@ export const PLAN_CHECK_FLAGS: readonly FlagSpec[] = [
 /** The flags `tally plan lint` accepts. */
 export const PLAN_LINT_FLAGS: readonly FlagSpec[] = [
   { ...JSON_FLAG, help: "one JSON object per problem, then a summary object, on stdout" },
-  HELP,
-];
-
-/** The flags `tally plan types` accepts. */
-export const PLAN_TYPES_FLAGS: readonly FlagSpec[] = [
-  { name: "out", kind: "string", value: "FILE", help: "write the TypeScript to FILE (default: stdout); also -o" },
-  {
-    name: "import-from",
-    kind: "string",
-    value: "MODULE",
-    help: 'the module the file imports the client\'s types from (default "@tally/analytics")',
-  },
   HELP,
 ];
 
@@ -388,35 +377,6 @@ async function runLint(argv: readonly string[], io: Io): Promise<number> {
   return problems.length === 0 ? 0 : 1;
 }
 
-async function runTypes(argv: readonly string[], io: Io): Promise<number> {
-  // -o is the short form of --out, as the issue writes it.
-  const args = argv.map((a) => (a === "-o" ? "--out" : a));
-  const parsed = parseArgs(args, PLAN_TYPES_FLAGS, "plan types", io.secrets);
-  if (parsed.flags.get("help") === true) {
-    await io.outFixed(planHelp());
-    return 0;
-  }
-  if (parsed.positionals.length !== 1) {
-    throw new UsageError("plan types takes one plan file: tally plan types PLAN [-o FILE] (see tally plan --help)");
-  }
-  const plan = await planOrUsage(parsed.positionals[0], io);
-  const { generateTypes } = await import("../plan/codegen.ts");
-  const importFrom = parsed.flags.get("import-from") as string | undefined;
-  const code = generateTypes(plan, importFrom === undefined ? {} : { importFrom });
-  const out = parsed.flags.get("out") as string | undefined;
-  if (out === undefined) {
-    await io.out(code);
-    return 0;
-  }
-  try {
-    writeFileSync(out, code);
-  } catch (error) {
-    const c = (error as { code?: string }).code;
-    throw new UsageError(`Cannot write ${io.secrets.value(out)}: ${c ?? (error as Error).message}`);
-  }
-  return 0;
-}
-
 /** Runs `tally plan ...`; resolves to the exit code. */
 export async function runPlan(argv: readonly string[], io: Io): Promise<number> {
   const [sub, ...rest] = argv;
@@ -426,7 +386,7 @@ export async function runPlan(argv: readonly string[], io: Io): Promise<number> 
   }
   if (sub === "check") return runCheck(rest, io);
   if (sub === "lint") return runLint(rest, io);
-  if (sub === "types") return runTypes(rest, io);
+  if (sub === "types") return planTypes(rest, io);
   throw new UsageError(
     `unknown plan command ${JSON.stringify(io.secrets.value(sub))}: check, lint or types (see tally plan --help)`,
   );

@@ -9,7 +9,8 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Analytics } from "../mod.ts";
-import { PLAN_CHECK_FLAGS, PLAN_LINT_FLAGS, PLAN_TYPES_FLAGS } from "../cli/plan.ts";
+import { PLAN_CHECK_FLAGS, PLAN_LINT_FLAGS } from "../cli/plan.ts";
+import { PLAN_TYPES_FLAGS } from "../cli/plan_types.ts";
 import { canWrite, withCollector } from "./fixtures/collector_helpers.ts";
 import { run, scratch, show } from "./fixtures/cli_run.ts";
 
