@@ -24,20 +24,31 @@ export const SEGMENT_BYTES = 475_000;
 /** The largest JSON a record holds (Segment's per-message limit). */
 const MAX_RECORD = 32768;
 
-const TABLE = (() => {
-  const table = new Int32Array(256);
+/** Slicing-by-8 tables: eight 256-entry tables back to back (table k at 256 * k). */
+const TABLES = (() => {
+  const t = new Int32Array(256 * 8);
   for (let n = 0; n < 256; n++) {
     let c = n;
     for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    table[n] = c;
+    t[n] = c;
   }
-  return table;
+  for (let n = 0; n < 256; n++) {
+    for (let k = 1; k < 8; k++) t[256 * k + n] = (t[256 * (k - 1) + n] >>> 8) ^ t[t[256 * (k - 1) + n] & 0xff];
+  }
+  return t;
 })();
 
-/** The CRC-32 (IEEE, as zlib's) of `bytes[from..to)`. */
+/** The CRC-32 (IEEE, as zlib's) of `bytes[from..to)`, eight bytes a step. */
 export function crc32(bytes: Uint8Array, from = 0, to: number = bytes.length): number {
+  const t = TABLES;
   let c = -1;
-  for (let i = from; i < to; i++) c = TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  let i = from;
+  for (; i + 8 <= to; i += 8) {
+    c ^= bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24);
+    c = t[1792 + (c & 0xff)] ^ t[1536 + ((c >>> 8) & 0xff)] ^ t[1280 + ((c >>> 16) & 0xff)] ^ t[1024 + (c >>> 24)] ^
+      t[768 + bytes[i + 4]] ^ t[512 + bytes[i + 5]] ^ t[256 + bytes[i + 6]] ^ t[bytes[i + 7]];
+  }
+  for (; i < to; i++) c = t[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
   return (c ^ -1) >>> 0;
 }
 

@@ -73,6 +73,9 @@ const RETRY_WAITS = [5, 20, 100];
 const SEALED = /^(\d{12})\.seg$/;
 const OPEN = /^open-(\d{12})\.seg$/;
 const TMP = /^tmp-(\d{12})\.seg$/;
+const FREE = /^\d+\.free$/;
+/** Delivered segment files kept to be reused (creating a file costs far more than truncating one). */
+const MAX_FREE = 16;
 const pad = (id: number): string => String(id).padStart(12, "0");
 
 const sleepSync = (ms: number): void => {
@@ -163,9 +166,13 @@ export class FileStorage implements Storage {
   #written = 0;
   #dirty = false;
   #dirDirty = false;
-  readonly #pending: number[] = [];
+  /** Sealed segments' files awaiting their sync and close (`interval`), by segment. */
+  readonly #pending = new Map<number, number>();
   #timer: ReturnType<typeof nodeSetTimeout> | undefined;
   #open = false;
+  /** Names of delivered segment files kept for reuse. */
+  readonly #free: string[] = [];
+  #freeCounter = 0;
   #debug: (line: string) => void = () => {};
   #recovered: StorageOpening | undefined;
 
@@ -295,7 +302,10 @@ export class FileStorage implements Storage {
       let match = SEALED.exec(name);
       if (match !== null) sealed.set(Number(match[1]), name);
       else if ((match = OPEN.exec(name)) !== null) open.set(Number(match[1]), name);
-      else if (TMP.test(name)) {
+      else if (FREE.test(name)) {
+        this.#free.push(name);
+        this.#freeCounter = Math.max(this.#freeCounter, Number.parseInt(name, 10));
+      } else if (TMP.test(name)) {
         // A rewrite that a crash cut short: the file it was to replace is still there, whole.
         ignoring(["ENOENT"], () => fs.unlinkSync(this.#path(name)));
       }
@@ -463,10 +473,23 @@ export class FileStorage implements Storage {
   }
 
   #create(id: number): void {
-    if (this.#fd >= 0) this.#retire(this.#fd);
+    if (this.#fd >= 0) this.#retire(this.#fdId, this.#fd);
     this.#fd = -1;
     this.#fdId = 0;
-    const fd = retrying(() => fs.openSync(this.#openPath(id), "w"));
+    const target = this.#openPath(id);
+    let fd = -1;
+    const free = this.#free.pop();
+    if (free !== undefined) {
+      // Truncated first, then renamed: a crash in between leaves an empty spare, never old records in a segment.
+      try {
+        fd = fs.openSync(this.#path(free), "w");
+        fs.renameSync(this.#path(free), target);
+      } catch {
+        if (fd >= 0) fs.closeSync(fd);
+        fd = -1;
+      }
+    }
+    if (fd < 0) fd = retrying(() => fs.openSync(target, "w"));
     this.#fd = fd;
     this.#fdId = id;
     this.#written = 0;
@@ -475,13 +498,14 @@ export class FileStorage implements Storage {
   }
 
   /** A file done with: closed now (`always`), or after its sync (`interval`). */
-  #retire(fd: number): void {
+  #retire(id: number, fd: number): void {
     if (this.durability === "always") {
       fs.closeSync(fd);
       return;
     }
-    this.#pending.push(fd);
-    if (this.#pending.length > MAX_PENDING_SYNCS) this.sync();
+    this.#pending.set(id, fd);
+    // A burst seals many files before the timer can fire: their syncs start now, off the main thread.
+    if (this.#pending.size > MAX_PENDING_SYNCS) this.#syncSoon();
     else this.#schedule();
   }
 
@@ -502,7 +526,7 @@ export class FileStorage implements Storage {
       const fd = this.#fd;
       this.#fd = -1;
       this.#fdId = 0;
-      this.#retire(fd);
+      this.#retire(id, fd);
     }
     fs.renameSync(this.#openPath(id), this.#sealedPath(id));
     if (this.durability === "always") this.#syncDir();
@@ -519,6 +543,20 @@ export class FileStorage implements Storage {
 
   /** Deletes sealed segment `id`. */
   remove(id: number): void {
+    const fd = this.#pending.get(id);
+    if (fd !== undefined) {
+      // Delivered before its sync: nothing left to sync.
+      this.#pending.delete(id);
+      fs.closeSync(fd);
+    }
+    if (this.#free.length < MAX_FREE) {
+      const name = `${++this.#freeCounter}.free`;
+      try {
+        fs.renameSync(this.#sealedPath(id), this.#path(name));
+        this.#free.push(name);
+        return;
+      } catch { /* deleted below instead */ }
+    }
     ignoring(["ENOENT"], () => retrying(() => fs.unlinkSync(this.#sealedPath(id))));
   }
 
@@ -534,19 +572,45 @@ export class FileStorage implements Storage {
     if (this.#timer !== undefined) return;
     this.#timer = nodeSetTimeout(() => {
       this.#timer = undefined;
-      this.sync();
+      this.#syncSoon();
     }, this.syncInterval);
     this.#timer.unref();
   }
 
-  /** Syncs what was written since the last sync to the disk (files, then the folder's names). */
-  sync(): void {
+  /**
+   * The `interval` sync, off the main thread (libuv's pool): the open file,
+   * the sealed files not yet deleted (then closed), then the folder's names.
+   */
+  #syncSoon(): void {
+    const fail = (error: unknown) =>
+      error && this.#debug(`storage ${this.dir}: cannot sync to the disk: ${explain(error, this.dir)}`);
+    if (this.#dirty && this.#fd >= 0) fs.fdatasync(this.#fd, fail);
+    this.#dirty = false;
+    for (const [id, fd] of this.#pending) {
+      this.#pending.delete(id);
+      fs.fdatasync(fd, (error) => {
+        fail(error);
+        fs.close(fd, () => {});
+      });
+    }
+    if (this.#dirDirty) {
+      this.#dirDirty = false;
+      fs.open(this.dir, "r", (error, fd) => {
+        if (error) return;
+        fs.fsync(fd, () => fs.close(fd, () => {}));
+      });
+    }
+  }
+
+  /** Syncs what was written since the last sync to the disk, now (files, then the folder's names). */
+  #syncNow(): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     try {
       if (this.#dirty && this.#fd >= 0) fs.fdatasyncSync(this.#fd);
       this.#dirty = false;
-      for (let fd = this.#pending.shift(); fd !== undefined; fd = this.#pending.shift()) {
+      for (const [id, fd] of this.#pending) {
+        this.#pending.delete(id);
         try {
           fs.fdatasyncSync(fd);
         } finally {
@@ -577,12 +641,13 @@ export class FileStorage implements Storage {
     if (!this.#open) return;
     this.#open = false;
     if (this.#fd >= 0) {
-      this.#pending.push(this.#fd);
+      this.#pending.set(this.#fdId, this.#fd);
       this.#dirty = false;
       this.#fd = -1;
       this.#fdId = 0;
     }
-    this.sync();
+    this.#syncNow();
+    for (const name of this.#free.splice(0)) ignoring(["ENOENT"], () => fs.unlinkSync(this.#path(name)));
     this.#unlock();
   }
 }
