@@ -48,6 +48,10 @@ export type {
   CollectorStats,
   EventFilter,
   MessageSource,
+  PlanMode,
+  PlanStats,
   ScriptedReply,
   StoredEvent,
+  Violation,
+  ViolationCategory,
 } from "./types.ts";

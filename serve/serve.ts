@@ -50,6 +50,12 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
   flag("latency", "MS", "wait this long before answering each ingestion request"),
   flag("drop-connection-rate", "R", "close this fraction (0..1) of ingestion connections without an answer"),
   flag("seed", "N", "make the injected faults repeatable"),
+  flag("plan", "FILE", "check every message against this tracking plan too (reloaded when the file changes)"),
+  flag(
+    "plan-mode",
+    "MODE",
+    "observe (default: mark violations) or block-unplanned (also mark unplanned events blocked)",
+  ),
   { name: "quiet", kind: "boolean", help: "log nothing per request" },
   { name: "help", kind: "boolean", help: "show this help" },
 ];
@@ -69,9 +75,16 @@ Endpoints: POST /v1/batch, /v1/import, /v1/{identify,track,page,screen,group,ali
 analytics.js's POST /v1/{t,i,p,s,g,a,b} and /v1/m (metrics, counted), and its settings at
 GET /v1/projects/KEY/settings (load it with cdnURL: "http://127.0.0.1:8787");
 GET /api/events (?type= &userId= &anonymousId= &event= &status=good|bad &source=LIBRARY
-&duplicate=true|false &limit= &before=; 1000 by default, at most 10000, "next" gives the next
-page), GET /api/stats, DELETE /api/events, GET /api/stream (server-sent events), GET / (the
-inspector).
+&duplicate=true|false &violations=true|false &violation=CATEGORY &blocked=true|false &limit=
+&before=; 1000 by default, at most 10000, "next" gives the next page), GET /api/stats, DELETE
+/api/events, GET /api/stream (server-sent events), GET / (the inspector).
+
+Tracking plan (--plan FILE: Tally's plan, a Segment Public API rules export or Typewriter's
+plan.json): each message is also checked against it; its violations (category, JSON path) are
+kept with it, shown in the inspector and counted in /api/stats, and never make it bad (the
+spec's status stands apart). block-unplanned answers 200 as Segment does and keeps unplanned
+events marked blocked. A change to the file is picked up; a broken one is reported and the
+previous plan kept.
 
 Limits: 32 KB per message (a batch's context merged in), 500 KB per request, 2500 messages per
 batch, bodies nested at most 1024 levels; headers within 10 s, whole requests within 30 s (408).
@@ -80,7 +93,8 @@ address (with 0.0.0.0, any IP address) and --allow-host names, and only from its
 events from web pages only from loopback origins and --allow-origin ones (403 otherwise);
 requests without an Origin (server SDKs, curl) always. A write key is never stored or shown.
 
-Exit codes: 0 stopped cleanly (Ctrl-C, SIGTERM); 1 cannot listen or open the file; 2 a bad flag.
+Exit codes: 0 stopped cleanly (Ctrl-C, SIGTERM); 1 cannot listen or open the file; 2 a bad flag
+or a plan that cannot be used.
 `;
 
 function numberFlag(
@@ -187,6 +201,16 @@ function options(args: string[]): { options: CollectorOptions; quiet: boolean; h
     }
     return normalHost(text);
   });
+  const plan = v.get("plan") as string | undefined;
+  if (plan !== undefined && plan.trim() === "") throw new UsageError("--plan must be a plan file");
+  const planMode = v.get("plan-mode") as string | undefined;
+  const typedMode = written.get("plan-mode") ?? "plan-mode";
+  if (planMode !== undefined) {
+    if (planMode !== "observe" && planMode !== "block-unplanned") {
+      throw new UsageError(`--${typedMode} must be observe or block-unplanned, got "${planMode}"`);
+    }
+    if (plan === undefined) throw new UsageError(`--${typedMode} needs --plan FILE`);
+  }
   const result: CollectorOptions = {
     port: num("port", integer(0, 65535), "a port number from 0 to 65535") ?? 8787,
     hostname: listen ?? "127.0.0.1",
@@ -202,6 +226,8 @@ function options(args: string[]): { options: CollectorOptions; quiet: boolean; h
     latency: num("latency", nonNegative, "a number of milliseconds >= 0"),
     dropConnectionRate: num("drop-connection-rate", fraction, "a number from 0 to 1"),
     seed: num("seed", Number.isSafeInteger, "a whole number"),
+    plan,
+    planMode,
   };
   return { options: result, quiet: v.get("quiet") === true, help: false, defaultOut: !noOut && given === undefined };
 }
@@ -238,6 +264,8 @@ export async function serve(args: string[], io?: ServeIo): Promise<number> {
   }
   const { options: collectorOptions, quiet } = parsed;
   if (!quiet) collectorOptions.log = out;
+  // A reload of the plan is not a request: said even with --quiet.
+  if (collectorOptions.plan !== undefined) collectorOptions.planLog = out;
   if (parsed.defaultOut) {
     const folder = dirname(resolve(DEFAULT_OUT));
     try {
@@ -253,6 +281,11 @@ export async function serve(args: string[], io?: ServeIo): Promise<number> {
     collector = await startCollector(collectorOptions);
   } catch (e) {
     const error = e as Error & { code?: string; syscall?: string };
+    if (error.name === "PlanError" || error.name === "PlanSchemaError") {
+      // The plan file is input, as a bad flag is: exit 2, the one line plan/ wrote.
+      err(`tally: ${error.message.split("\n")[0]} (--plan)`);
+      return 2;
+    }
     const where = `${collectorOptions.hostname}:${collectorOptions.port}`;
     const listening = error.syscall === "listen" || error.syscall === "bind" || error.syscall === "getaddrinfo";
     err(
@@ -287,6 +320,8 @@ export async function serve(args: string[], io?: ServeIo): Promise<number> {
     out(`Accepting events from pages at ${collectorOptions.allowOrigins.join(", ")}`);
   }
   if (collectorOptions.allowHosts?.length) out(`Also answering for ${collectorOptions.allowHosts.join(", ")}`);
+  const planned = collector.describePlan();
+  if (planned !== undefined) out(`Checking messages against the ${planned}`);
   out("Press Ctrl-C to stop.");
 
   await new Promise<void>((done) => {

@@ -14,18 +14,22 @@ import { INSPECTOR_HTML } from "./inspector.ts";
 import { BATCH_LIMIT, MERGED_LIMIT, MESSAGE_LIMIT, NESTING_LIMIT, REQUEST_LIMIT } from "./limits.ts";
 import { NdjsonWriter } from "./ndjson.ts";
 import { nestingDepth } from "./nesting.ts";
-import { EventStore } from "./store.ts";
+import { EventStore, type Verdict } from "./store.ts";
 import { STREAM_CLIENTS, StreamHub } from "./stream.ts";
 import type {
   Collector,
   CollectorEvent,
   CollectorOptions,
   CollectorRequest,
+  CollectorStats,
   EventFilter,
   MessageSource,
+  PlanMode,
   ScriptedReply,
   StoredEvent,
+  ViolationCategory,
 } from "./types.ts";
+import type { OpenPlan } from "../plan/collector.ts";
 import { describe, validateMessage } from "./validate.ts";
 import { countMetrics, ENDPOINTS, SETTINGS_PATH, settingsFor, SourceMaker } from "./web.ts";
 
@@ -57,6 +61,23 @@ const EVENT_OVERHEAD = 128;
 const CORS_HEADERS = "authorization, content-type, content-encoding, x-retry-count";
 
 type Json = Record<string, unknown>;
+
+/** The plan modes (`planMode`), as plan/collector.ts takes them. */
+const PLAN_MODES: readonly PlanMode[] = ["observe", "block-unplanned"];
+/** The violation categories, for `?violation=` (plan/model.ts defines them; the check below keeps this in step). */
+const VIOLATION_CATEGORIES = [
+  "unplanned_event",
+  "required_missing",
+  "type_mismatch",
+  "additional_property",
+  "enum_mismatch",
+  "format_mismatch",
+  "constraint",
+  "unknown_version",
+] as const satisfies readonly ViolationCategory[];
+/** Fails to compile when plan/model.ts gains a category this list lacks. */
+const _everyCategory: Exclude<ViolationCategory, typeof VIOLATION_CATEGORIES[number]> extends never ? true : never =
+  true;
 
 const INSPECTOR_LENGTH = String(Buffer.byteLength(INSPECTOR_HTML));
 
@@ -96,6 +117,10 @@ interface Settings {
   seed: number;
   log: ((line: string) => void) | undefined;
   recordRequests: boolean;
+  plan: string | undefined;
+  planMode: PlanMode;
+  planLog: ((line: string) => void) | undefined;
+  planPollMs: number;
 }
 
 function check(options: CollectorOptions): Settings {
@@ -129,10 +154,21 @@ function check(options: CollectorOptions): Settings {
   if (requestTimeout < headersTimeout) {
     fail(`requestTimeout must be at least headersTimeout (${headersTimeout})`, requestTimeout);
   }
-  if (options.log !== undefined && typeof options.log !== "function") {
-    throw new TypeError("Cannot start the collector: log must be a function");
+  for (const name of ["log", "planLog"] as const) {
+    if (options[name] !== undefined && typeof options[name] !== "function") {
+      throw new TypeError(`Cannot start the collector: ${name} must be a function`);
+    }
   }
-  for (const name of ["hostname", "writeKey", "out"] as const) {
+  const planMode = options.planMode ?? "observe";
+  if (!PLAN_MODES.includes(planMode)) {
+    throw new TypeError(
+      `Cannot start the collector: planMode must be ${PLAN_MODES.join(" or ")}, got ${JSON.stringify(planMode)}`,
+    );
+  }
+  if (options.planMode !== undefined && options.plan === undefined) {
+    throw new TypeError("Cannot start the collector: planMode is given without a plan");
+  }
+  for (const name of ["hostname", "writeKey", "out", "plan"] as const) {
     const value = options[name];
     if (value !== undefined && (typeof value !== "string" || value === "")) {
       fail(`${name} must be a non-empty string`, value);
@@ -168,6 +204,10 @@ function check(options: CollectorOptions): Settings {
     seed: number("seed", Math.floor(Math.random() * 2 ** 32), Number.isFinite, "a finite number"),
     log: options.log,
     recordRequests: options.recordRequests ?? false,
+    plan: options.plan,
+    planMode,
+    planLog: options.planLog ?? options.log,
+    planPollMs: number("planPollMs", 1000, positive, "a number of milliseconds > 0"),
   };
 }
 
@@ -188,13 +228,16 @@ const kb = (bytes: number): string =>
 
 /** `StoredEvent` as JSON, with the message's JSON already at hand: the same text as `JSON.stringify(event)`. */
 function eventJson(event: StoredEvent, sourceJson: string, messageJson: string): string {
+  const plan = event.violations === undefined
+    ? ""
+    : `,"violations":${JSON.stringify(event.violations)}${event.blocked ? ',"blocked":true' : ""}`;
   return `{"id":${event.id},"receivedAt":"${event.receivedAt}","status":"${event.status}","reasons":${
     event.reasons.length === 0 ? "[]" : JSON.stringify(event.reasons)
-  },"source":${sourceJson}${event.duplicate ? ',"duplicate":true' : ""},"message":${messageJson}}`;
+  },"source":${sourceJson}${event.duplicate ? ',"duplicate":true' : ""}${plan},"message":${messageJson}}`;
 }
 
-/** One line naming a bad message for the log: `bad #12 track "Signed Up" user u1: reason; reason`. */
-function badLine(event: StoredEvent): string {
+/** `track "Signed Up" user u1`: what a log line names a message by. */
+function named(event: StoredEvent): string {
   const m = event.message;
   const type = typeof m.type === "string" ? m.type : "message";
   const name = typeof m.event === "string" ? ` "${m.event}"` : typeof m.name === "string" ? ` "${m.name}"` : "";
@@ -203,7 +246,23 @@ function badLine(event: StoredEvent): string {
     : typeof m.anonymousId === "string"
     ? ` anonymous ${m.anonymousId}`
     : "";
-  return `  bad #${event.id} ${type}${name}${who}: ${event.reasons.join("; ")}`;
+  return `${type}${name}${who}`;
+}
+
+/** One line naming a bad message for the log: `bad #12 track "Signed Up" user u1: reason; reason`. */
+const badLine = (event: StoredEvent): string => `  bad #${event.id} ${named(event)}: ${event.reasons.join("; ")}`;
+
+/**
+ * One line naming a message that breaks the plan, by its first violation: `plan #12 track "Signed Up" user u1:
+ * unplanned_event at $.event: ... (+1 more)`, `blocked` instead of `plan` when it was blocked.
+ */
+function planLine(event: StoredEvent): string {
+  const violations = event.violations ?? [];
+  const first = violations[0];
+  const more = violations.length > 1 ? ` (+${violations.length - 1} more)` : "";
+  return `  ${event.blocked ? "blocked" : "plan"} #${event.id} ${
+    named(event)
+  }: ${first.category} at ${first.path}: ${first.message}${more}`;
 }
 
 /** Text from a client, quoted for an error message, at most 40 characters of it. */
@@ -219,11 +278,25 @@ const FILTERS = [
   "source",
   "library",
   "duplicate",
+  "violations",
+  "violation",
+  "blocked",
   "limit",
   "before",
 ] as const;
 /** The filters a `next` page link repeats, as `EventFilter` names them. */
-const PAGE_FILTERS = ["type", "userId", "anonymousId", "event", "status", "source", "duplicate"] as const;
+const PAGE_FILTERS = [
+  "type",
+  "userId",
+  "anonymousId",
+  "event",
+  "status",
+  "source",
+  "duplicate",
+  "violations",
+  "violation",
+  "blocked",
+] as const;
 
 /**
  * The filter a query string asks for, or why it is not one: an unknown or repeated parameter, a bad status or
@@ -252,9 +325,15 @@ function parseFilter(query: string, forDelete: boolean): EventFilter | string {
     if (name === "status") {
       if (value !== "good" && value !== "bad") return `status must be "good" or "bad", got ${quote(value)}`;
       filter.status = value;
-    } else if (name === "duplicate") {
-      if (value !== "true" && value !== "false") return `duplicate must be "true" or "false", got ${quote(value)}`;
-      filter.duplicate = value === "true";
+    } else if (name === "duplicate" || name === "violations" || name === "blocked") {
+      if (value !== "true" && value !== "false") return `${name} must be "true" or "false", got ${quote(value)}`;
+      filter[name] = value === "true";
+    } else if (name === "violation") {
+      const category = VIOLATION_CATEGORIES.find((c) => c === value);
+      if (category === undefined) {
+        return `violation must be a category (${VIOLATION_CATEGORIES.join(", ")}), got ${quote(value)}`;
+      }
+      filter.violation = category;
     } else if (name === "source" || name === "library") {
       if (filter.source !== undefined) return "source and library are the same filter: give one of them";
       filter.source = value;
@@ -286,12 +365,15 @@ function classify(
   context: Json | undefined,
   integrations: Json | undefined,
   now: number,
-): { sent: Json; message: Json; reasons: string[] } {
+  plan: OpenPlan | undefined,
+): { sent: Json; message: Json; reasons: string[]; verdict: Verdict | undefined } {
   const single = kind !== "batch" && kind !== "import";
   if (!isObject(item)) {
     const where = single ? "the body" : `batch[${index}]`;
     const message = { value: item };
-    return { sent: message, message, reasons: [`${where} is ${describe(item)}, not a message object`] };
+    const reasons = [`${where} is ${describe(item)}, not a message object`];
+    // Not a message: nothing for the plan to check.
+    return { sent: message, message, reasons, verdict: undefined };
   }
   let sent = item;
   if ("writeKey" in item) {
@@ -319,7 +401,24 @@ function classify(
     }
   }
   const reasons = validateMessage(message, now);
-  return { sent, message, reasons: extra.length === 0 ? reasons : [...extra, ...reasons] };
+  // The plan is its own axis: its violations never make a message bad (status and reasons stay the spec's).
+  const verdict = plan?.check(message);
+  return { sent, message, reasons: extra.length === 0 ? reasons : [...extra, ...reasons], verdict };
+}
+
+/**
+ * Opens the plan file, watched, its reloads told to `planLog`; plan/ (and the validator with it) is imported only
+ * here, so a collector without a plan never loads it. Rejects with plan/'s "Cannot read plan ..." error.
+ */
+async function openPlanFile(path: string, s: Settings): Promise<OpenPlan> {
+  const { openPlan } = await import("../plan/collector.ts");
+  return openPlan(path, {
+    mode: s.planMode,
+    watch: true,
+    pollMs: s.planPollMs,
+    onReload: (description) => s.planLog?.(`${clock()} plan reloaded: ${description}`),
+    onError: (error) => s.planLog?.(`${clock()} plan not reloaded: ${error.message}; keeping the previous one`),
+  });
 }
 
 /** Bytes of `json` as UTF-8, measured only when it could be over `limit`. */
@@ -347,7 +446,14 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
   const s = check(options);
   const started = Date.now();
   const store = new EventStore(s.maxEvents, s.maxBytes, s.maxSeenIds);
-  const hub = new StreamHub(() => store.stats(), s.log);
+  // Loaded only with a plan: a collector without one never loads the validator.
+  const plan = s.plan === undefined ? undefined : await openPlanFile(s.plan, s);
+  const stats = (): CollectorStats => {
+    const counts = store.stats();
+    if (plan !== undefined) counts.plan = { file: s.plan!, mode: s.planMode, ...store.planCounts() };
+    return counts;
+  };
+  const hub = new StreamHub(stats, s.log);
   const rightKey = s.writeKey === undefined ? undefined : keyChecker(s.writeKey);
   const faults = new FaultPlan(s.failRate, s.dropConnectionRate, s.seed);
   const log = s.log;
@@ -359,9 +465,15 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
   /** Responses held open: scripted hangs, and requests waiting out `latency`. */
   const held = new Set<ServerResponse>();
   let stopped = false;
-  const writer = s.out === undefined
-    ? undefined
-    : await NdjsonWriter.open(s.out, (error) => log?.(`Cannot append to ${s.out}: ${error.message}`));
+  let writer: NdjsonWriter | undefined;
+  try {
+    writer = s.out === undefined
+      ? undefined
+      : await NdjsonWriter.open(s.out, (error) => log?.(`Cannot append to ${s.out}: ${error.message}`));
+  } catch (e) {
+    plan?.close();
+    throw e;
+  }
 
   const send = (res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void => {
     if (res.destroyed) return;
@@ -686,7 +798,7 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
     const oversized: { index: number; bytes: number }[] = [];
     let mergedBytes = 0;
     for (let i = 0; i < items.length; i++) {
-      const item = classify(items[i], i, kind, endpoint, context, integrations, now);
+      const item = classify(items[i], i, kind, endpoint, context, integrations, now, plan);
       classified[i] = item;
       if (!measure) continue;
       const json = JSON.stringify(item.message);
@@ -710,12 +822,15 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
     const stored: StoredEvent[] = [];
     /** An event's size against `maxBytes`: its JSON line, or its share of the body when no line is made. */
     const share = Math.ceil(decodedBytes / Math.max(1, items.length)) + EVENT_OVERHEAD;
-    const keep = (message: Json, reasons: string[], known: string | undefined): void => {
+    const keep = (message: Json, reasons: string[], known: string | undefined, verdict: Verdict | undefined): void => {
       const json = known ?? (serialize ? JSON.stringify(message) : undefined);
       const source: MessageSource = sources.of(message);
       let size = (json === undefined ? share : json.length + EVENT_OVERHEAD) + sources.json.length;
       for (const reason of reasons) size += reason.length;
-      const event = store.add(message, receivedAt, reasons, source, size);
+      if (verdict !== undefined) {
+        for (const v of verdict.violations) size += v.message.length + v.path.length + 40;
+      }
+      const event = store.add(message, receivedAt, reasons, source, size, verdict);
       stored.push(event);
       if (json !== undefined && serialize) lines.push(eventJson(event, sources.json, json));
     };
@@ -725,10 +840,10 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
       // that the inspector shows why and one request cannot store more than it brought.
       const merged = merging ? " once the batch's context and integrations are merged in" : "";
       for (const { index, bytes } of oversized) {
-        const { sent, message, reasons } = classified[index];
+        const { sent, message, reasons, verdict } = classified[index];
         const size = `message is ${bytes} bytes${merged}, over Segment's ${MESSAGE_LIMIT}-byte (32 KB) limit per ` +
           "message: the whole request was refused with 400";
-        keep(sent, [size, ...reasons], sent === message ? jsons[index] : undefined);
+        keep(sent, [size, ...reasons], sent === message ? jsons[index] : undefined, verdict);
       }
       const { index, bytes } = oversized[0];
       error(
@@ -741,8 +856,8 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
       return done(400, `(${oversized.length} message${oversized.length === 1 ? "" : "s"} over 32 KB)`);
     }
     for (let i = 0; i < items.length; i++) {
-      const { message, reasons } = classified[i];
-      keep(message, reasons, measure ? jsons[i] : undefined);
+      const { message, reasons, verdict } = classified[i];
+      keep(message, reasons, measure ? jsons[i] : undefined, verdict);
     }
     if (!res.destroyed) {
       res.writeHead(200, OK_HEADERS);
@@ -751,9 +866,24 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
     finish(stored, lines);
     if (log !== undefined) {
       let bad = 0;
-      for (const event of stored) if (event.status === "bad") bad++;
+      let off = 0;
+      let blocked = 0;
+      for (const event of stored) {
+        if (event.status === "bad") bad++;
+        if (event.violations !== undefined) off++;
+        if (event.blocked) blocked++;
+      }
       const n = stored.length;
-      done(200, `${n} message${n === 1 ? "" : "s"}${bad > 0 ? ` (${bad} bad)` : ""}, ${kb(decodedBytes)}`);
+      const notes = [
+        bad > 0 ? `${bad} bad` : "",
+        off > 0 ? `${off} off plan` : "",
+        blocked > 0 ? `${blocked} blocked` : "",
+      ]
+        .filter((note) => note !== "");
+      done(
+        200,
+        `${n} message${n === 1 ? "" : "s"}${notes.length > 0 ? ` (${notes.join(", ")})` : ""}, ${kb(decodedBytes)}`,
+      );
       let shown = 0;
       for (const event of stored) {
         if (event.status !== "bad") continue;
@@ -762,6 +892,15 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
           break;
         }
         log(badLine(event));
+      }
+      shown = 0;
+      for (const event of stored) {
+        if (event.violations === undefined) continue;
+        if (shown++ === 5) {
+          log(`  ...and ${off - 5} more off plan`);
+          break;
+        }
+        log(planLine(event));
       }
     }
   }
@@ -799,7 +938,7 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
     }
     if (path === "/api/stats") {
       if (req.method !== "GET") return methodNotAllowed(res, "GET");
-      send(res, 200, JSON.stringify(store.stats()));
+      send(res, 200, JSON.stringify(stats()));
       return 200;
     }
     if (path === "/api/stream") {
@@ -1010,6 +1149,7 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
       resolve();
     });
   }).catch(async (e) => {
+    plan?.close();
     await writer?.close();
     throw e;
   });
@@ -1021,7 +1161,7 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
     port,
     requests,
     events: (filter) => store.events(filter),
-    stats: () => store.stats(),
+    stats,
     clear,
     delete: remove,
     script: (...replies) => void script.push(...replies),
@@ -1034,9 +1174,11 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
       eventListeners.add(listener);
       return () => void eventListeners.delete(listener);
     },
+    describePlan: () => plan?.describe(),
     async stop() {
       if (stopped) return;
       stopped = true;
+      plan?.close();
       hub.close();
       for (const res of held) res.socket?.destroy();
       held.clear();

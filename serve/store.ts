@@ -1,7 +1,20 @@
 /** The in-memory event store: the newest events within a count and a byte bound (oldest evicted), filters, counters. */
 import { MESSAGE_ID_LIMIT } from "./limits.ts";
 import { MESSAGE_TYPES } from "./validate.ts";
-import type { CollectorStats, EventFilter, MessageSource, StoredEvent } from "./types.ts";
+import type { CollectorStats, EventFilter, MessageSource, StoredEvent, Violation } from "./types.ts";
+
+/** The plan's verdict on a message, as the store keeps it. */
+export interface Verdict {
+  violations: Violation[];
+  blocked: boolean;
+}
+
+/** The plan counters of `stats().plan`, besides the file and mode. */
+export interface PlanCounts {
+  violations: number;
+  blocked: number;
+  byCategory: Record<string, number>;
+}
 
 /** What `stats().byType` counts a message under: its type when the spec has it, else "unknown". */
 function typeKey(message: Record<string, unknown>): string {
@@ -59,6 +72,9 @@ export class EventStore {
   #duplicates = 0;
   #seen: SeenIds;
   #byType: Record<string, { good: number; bad: number }> = {};
+  #planViolations = 0;
+  #planBlocked = 0;
+  #byCategory: Record<string, number> = {};
   /** Transport counters, kept here so that `clear()` zeroes everything at once. */
   requests = 0;
   bytes = 0;
@@ -71,21 +87,35 @@ export class EventStore {
     this.#seen = new SeenIds(maxSeenIds);
   }
 
-  /** Stores one message, counted as `size` bytes, and returns the event made of it. */
+  /**
+   * Stores one message, counted as `size` bytes, and returns the event made of it; `verdict` is the plan's, when
+   * there is one.
+   */
   add(
     message: Record<string, unknown>,
     receivedAt: string,
     reasons: string[],
     source: MessageSource,
     size: number,
+    verdict?: Verdict,
   ): StoredEvent {
     const status = reasons.length === 0 ? "good" : "bad";
     const id = this.#nextId++;
     const duplicate = this.#seen.check(message.messageId);
-    // `duplicate` only when true, and before `message`: the key order of the NDJSON line (`eventJson`).
-    const event: StoredEvent = duplicate
-      ? { id, receivedAt, status, reasons, source, duplicate, message }
-      : { id, receivedAt, status, reasons, source, message };
+    // `duplicate`, `violations` and `blocked` only when there are any, in this order and before `message`: the key
+    // order of the NDJSON line (`eventJson`).
+    let event: StoredEvent;
+    if (verdict === undefined || verdict.violations.length === 0) {
+      event = duplicate
+        ? { id, receivedAt, status, reasons, source, duplicate, message }
+        : { id, receivedAt, status, reasons, source, message };
+    } else {
+      const { violations } = verdict;
+      const dup = duplicate ? { duplicate } as const : undefined;
+      const blocked = verdict.blocked ? { blocked: true } as const : undefined;
+      event = { id, receivedAt, status, reasons, source, ...dup, violations, ...blocked, message };
+      this.#countPlan(event, 1);
+    }
     if (duplicate) this.#duplicates++;
     const counts = this.#byType[typeKey(message)] ??= { good: 0, bad: 0 };
     if (status === "good") {
@@ -115,6 +145,28 @@ export class EventStore {
     return event;
   }
 
+  /** Adds (`by` 1) or takes away (-1) an event with violations from the plan counters. */
+  #countPlan(event: StoredEvent, by: 1 | -1): void {
+    const violations = event.violations;
+    if (violations === undefined) return;
+    this.#planViolations += by;
+    if (event.blocked) this.#planBlocked += by;
+    let seen = "";
+    for (const { category } of violations) {
+      // A category counts once per message; messages rarely have more than a few violations.
+      if (seen.includes(`|${category}|`)) continue;
+      seen += `|${category}|`;
+      const n = (this.#byCategory[category] ?? 0) + by;
+      if (n === 0) delete this.#byCategory[category];
+      else this.#byCategory[category] = n;
+    }
+  }
+
+  /** The plan counters: messages with violations, blocked, per category. */
+  planCounts(): PlanCounts {
+    return { violations: this.#planViolations, blocked: this.#planBlocked, byCategory: { ...this.#byCategory } };
+  }
+
   /** Events matching `filter`, newest first. */
   events(filter: EventFilter = {}): StoredEvent[] {
     return this.#matching(filter).map((at) => this.#events[at]);
@@ -122,7 +174,7 @@ export class EventStore {
 
   /** Indexes into `#events` of the events matching `filter`, newest first. */
   #matching(filter: EventFilter): number[] {
-    const { type, event, status, before, source, duplicate } = filter;
+    const { type, event, status, before, source, duplicate, violations, violation, blocked } = filter;
     const userId = filter.userId === undefined ? undefined : String(filter.userId);
     const anonymousId = filter.anonymousId === undefined ? undefined : String(filter.anonymousId);
     const limit = filter.limit ?? Infinity;
@@ -134,6 +186,9 @@ export class EventStore {
       if (status !== undefined && stored.status !== status) continue;
       if (duplicate !== undefined && (stored.duplicate === true) !== duplicate) continue;
       if (source !== undefined && stored.source.library !== source) continue;
+      if (violations !== undefined && (stored.violations !== undefined) !== violations) continue;
+      if (blocked !== undefined && (stored.blocked === true) !== blocked) continue;
+      if (violation !== undefined && !stored.violations?.some((v) => v.category === violation)) continue;
       const m = stored.message;
       if (type !== undefined && m.type !== type) continue;
       if (userId !== undefined && idText(m.userId) !== userId) continue;
@@ -168,6 +223,7 @@ export class EventStore {
     this.#start = 0;
     for (const event of gone) {
       if (event.duplicate) this.#duplicates--;
+      this.#countPlan(event, -1);
       const type = typeKey(event.message);
       const counts = this.#byType[type];
       if (event.status === "good") {
@@ -215,6 +271,9 @@ export class EventStore {
     this.#bad = 0;
     this.#evicted = 0;
     this.#byType = {};
+    this.#planViolations = 0;
+    this.#planBlocked = 0;
+    this.#byCategory = {};
     this.requests = 0;
     this.bytes = 0;
   }

@@ -1,4 +1,10 @@
 /** The collector's public types: its options, the running handle, stored events, stats and scripted replies. */
+import type { Violation, ViolationCategory } from "../plan/model.ts";
+
+export type { Violation, ViolationCategory };
+
+/** What `tally serve --plan` does with a message that breaks the plan (`CollectorOptions.planMode`). */
+export type PlanMode = "observe" | "block-unplanned";
 
 /** Options of {@linkcode startCollector}. */
 export interface CollectorOptions {
@@ -99,6 +105,31 @@ export interface CollectorOptions {
    * @default {false}
    */
   recordRequests?: boolean;
+  /**
+   * A tracking plan file (Tally's format, a Segment Public API rules export or Typewriter's plan.json): every
+   * message is checked against it as well as against the spec, and a stored event carries its `violations`. The
+   * file is watched and reloaded when it changes; a new version that cannot be used is reported (`planLog`) and
+   * the previous one kept. One that cannot be used at start rejects `startCollector`. Unset: no plan (and the
+   * validator is never loaded).
+   */
+  plan?: string;
+  /**
+   * `observe` marks violations; `block-unplanned` also marks unplanned events `blocked` (still answered 200 and
+   * kept, as Segment Protocols blocks after accepting the batch).
+   * @default {"observe"}
+   */
+  planMode?: PlanMode;
+  /**
+   * Receives one line when the plan file is reloaded ("plan reloaded: ...") or cannot be ("plan not reloaded:
+   * ...; keeping the previous one").
+   * @default {log}
+   */
+  planLog?: (line: string) => void;
+  /**
+   * Milliseconds between polls of the plan file's modification time (besides `fs.watch`).
+   * @default {1000}
+   */
+  planPollMs?: number;
 }
 
 /** A message as the collector stored it. */
@@ -118,6 +149,13 @@ export interface StoredEvent {
    * replayed file); absent otherwise. Remembered ids are bounded by `maxSeenIds`; `clear()` forgets them.
    */
   duplicate?: true;
+  /**
+   * How the message breaks the tracking plan (`CollectorOptions.plan`), each with its category and JSON path;
+   * absent when it keeps the plan or there is none. Its own axis: `status` and `reasons` stay the spec's.
+   */
+  violations?: Violation[];
+  /** True when `planMode` is `block-unplanned` and the message is an unplanned event; absent otherwise. */
+  blocked?: true;
   /**
    * The message as received (a batch's top-level `context` and `integrations` merged in, the item's own winning),
    * without any `writeKey` it carried. A message over the 32 KB limit once merged is kept as sent, unmerged.
@@ -158,6 +196,12 @@ export interface EventFilter {
   source?: string;
   /** Duplicates only (true), or all but duplicates (false). */
   duplicate?: boolean;
+  /** Messages with plan violations only (true), or those without (false). */
+  violations?: boolean;
+  /** Messages with a plan violation of this category, such as "unplanned_event". */
+  violation?: ViolationCategory;
+  /** Blocked messages only (true), or all but blocked ones (false). */
+  blocked?: boolean;
   /** At most this many, newest first. (`GET /api/events` answers 1000 when no limit is given, and at most 10000.) */
   limit?: number;
   /** Only events with a smaller id: the next page after an event of this id. */
@@ -190,6 +234,21 @@ export interface CollectorStats {
   duplicates: number;
   /** analytics.js metrics data points received at `/v1/m` (never stored as events). */
   metrics: number;
+  /** The tracking plan's counters; present only with `CollectorOptions.plan`. */
+  plan?: PlanStats;
+}
+
+/** The tracking plan's counters in `CollectorStats.plan`. */
+export interface PlanStats {
+  /** The plan file, as given. */
+  file: string;
+  mode: PlanMode;
+  /** Messages with at least one violation. */
+  violations: number;
+  /** Messages blocked (`block-unplanned`). */
+  blocked: number;
+  /** Messages with at least one violation of each category (a message can count under several). */
+  byCategory: Partial<Record<ViolationCategory, number>>;
 }
 
 /** A scripted answer to one ingestion request, replacing normal processing (nothing is stored). */
@@ -257,4 +316,9 @@ export interface Collector {
   onRequest(listener: (request: CollectorRequest) => void): () => void;
   /** Calls `listener` for each stored event and each clear. Returns a function that removes the listener. */
   subscribe(listener: (event: CollectorEvent) => void): () => void;
+  /**
+   * The plan in effect in one line (`plan FILE: 3 events, 2 pages, identify traits (mode observe)`), or undefined
+   * when the collector has no plan.
+   */
+  describePlan(): string | undefined;
 }
