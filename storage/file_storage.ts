@@ -76,6 +76,8 @@ const TMP = /^tmp-(\d{12})\.seg$/;
 const FREE = /^\d+\.free$/;
 /** Delivered segment files kept to be reused (creating a file costs far more than truncating one). */
 const MAX_FREE = 16;
+/** Empty segment files kept ready. */
+const SPARES = 16;
 const pad = (id: number): string => String(id).padStart(12, "0");
 
 const sleepSync = (ms: number): void => {
@@ -102,8 +104,8 @@ const ignoring = (codes: string[], fn: () => void): void => {
   }
 };
 
-/** Whether process `pid` runs (a lock held by a dead one is stale). */
-function alive(pid: number): boolean {
+/** Whether process `pid` runs (a lock held by a dead one is stale); undefined when this process may not tell. */
+function alive(pid: number): boolean | undefined {
   if (pid === process.pid) return true;
   try {
     process.kill(pid, 0);
@@ -117,7 +119,7 @@ function alive(pid: number): boolean {
   try {
     if (fs.existsSync("/proc/self")) return fs.existsSync(`/proc/${pid}`);
   } catch { /* no read access to /proc either */ }
-  return true;
+  return undefined;
 }
 
 /** Why a folder cannot be used, in words. */
@@ -173,6 +175,9 @@ export class FileStorage implements Storage {
   /** Names of delivered segment files kept for reuse. */
   readonly #free: string[] = [];
   #freeCounter = 0;
+  /** Empty files made ahead, off the main thread, with their descriptors: a new segment is then one rename. */
+  readonly #spares: { name: string; fd: number }[] = [];
+  #sparesComing = 0;
   #debug: (line: string) => void = () => {};
   #recovered: StorageOpening | undefined;
 
@@ -249,6 +254,7 @@ export class FileStorage implements Storage {
       throw new Error(`Cannot open storage ${this.dir}: ${explain(error, this.dir)}`, { cause: error });
     }
     this.#open = true;
+    this.#refill();
     return this.#recovered;
   }
 
@@ -279,8 +285,15 @@ export class FileStorage implements Storage {
       if (pid === process.pid) {
         throw new Error(`Cannot open storage ${this.dir}: a client of this process (pid ${pid}) already uses it`);
       }
-      if (Number.isInteger(pid) && pid > 0 && alive(pid)) {
+      const running = Number.isInteger(pid) && pid > 0 ? alive(pid) : false;
+      if (running === true) {
         throw new Error(`Cannot open storage ${this.dir}: another process (pid ${pid}) is using it`);
+      }
+      if (running === undefined) {
+        throw new Error(
+          `Cannot open storage ${this.dir}: another process (pid ${pid}) may be using it; this one may not check ` +
+            `(Deno needs --allow-run, or --allow-read=/proc); if it does not run, delete ${file}`,
+        );
       }
       this.#debug(`storage ${this.dir}: taking over the lock of pid ${text.trim() || "?"}, which no longer runs`);
       ignoring(["ENOENT"], () => fs.unlinkSync(file));
@@ -478,7 +491,17 @@ export class FileStorage implements Storage {
     this.#fdId = 0;
     const target = this.#openPath(id);
     let fd = -1;
-    const free = this.#free.pop();
+    const spare = this.#spares.pop();
+    if (spare !== undefined) {
+      try {
+        fs.renameSync(this.#path(spare.name), target);
+        fd = spare.fd;
+      } catch {
+        fs.closeSync(spare.fd);
+      }
+    }
+    this.#refill();
+    const free = fd < 0 ? this.#free.pop() : undefined;
     if (free !== undefined) {
       // Truncated first, then renamed: a crash in between leaves an empty spare, never old records in a segment.
       try {
@@ -495,6 +518,23 @@ export class FileStorage implements Storage {
     this.#written = 0;
     if (this.durability === "always") this.#syncDir();
     else this.#dirDirty = true;
+  }
+
+  /** Starts making empty spare files in libuv's pool until enough are ready or coming. */
+  #refill(): void {
+    while (this.#open && this.#spares.length + this.#sparesComing < SPARES) {
+      this.#sparesComing++;
+      const name = `${++this.#freeCounter}.free`;
+      fs.open(this.#path(name), "w", (error, fd) => {
+        this.#sparesComing--;
+        if (error) return;
+        if (this.#open) this.#spares.push({ name, fd });
+        else {
+          fs.close(fd, () => {});
+          fs.unlink(this.#path(name), () => {});
+        }
+      });
+    }
   }
 
   /** A file done with: closed now (`always`), or after its sync (`interval`). */
@@ -648,6 +688,10 @@ export class FileStorage implements Storage {
     }
     this.#syncNow();
     for (const name of this.#free.splice(0)) ignoring(["ENOENT"], () => fs.unlinkSync(this.#path(name)));
+    for (const { name, fd } of this.#spares.splice(0)) {
+      fs.closeSync(fd);
+      ignoring(["ENOENT"], () => fs.unlinkSync(this.#path(name)));
+    }
     this.#unlock();
   }
 }
