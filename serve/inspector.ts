@@ -8,8 +8,10 @@
  * take their rows away. Messages are drawn in batches, at most every 40 ms,
  * and the page keeps at most 2000, so a flood cannot freeze it. Message data is only ever written as text
  * (`textContent`, `append(string)`, `title`), never parsed as HTML. Each row shows the first reason a bad
- * message is bad, a duplicate badge, and the library that sent it; the filters (type, status, source,
- * duplicates, search) live in the URL's hash, so a view can be reloaded or shared. Below 640 px wide the time
+ * message is bad, a duplicate badge, and the library that sent it; with a tracking plan (`tally serve --plan`),
+ * the first violation, a "plan" badge and a "blocked" one, all of them (category and path) in the detail, and a
+ * plan filter (off plan, on plan, blocked, or one category). The filters (type, status, source, duplicates, plan,
+ * search) live in the URL's hash, so a view can be reloaded or shared. Below 640 px wide the time
  * and source columns give way, so the status stays in view. Clear asks first.
  *
  * @module
@@ -19,10 +21,12 @@ const STYLE = `
 :root { color-scheme: light dark;
   --bg: #f5f6f8; --panel: #fff; --text: #1b1e23; --muted: #5d6570; --line: #e3e6ea; --line-strong: #cdd2d8;
   --accent: #2158d6; --accent-soft: #e9f0fe; --good: #15703f; --good-soft: #e4f4ea; --bad: #b3261e; --bad-soft: #fcebea;
+  --plan: #8a5300; --plan-soft: #fdf1dc;
   --code: #f6f7f9; --hover: #f2f4f7; --mono: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
 @media (prefers-color-scheme: dark) { :root {
   --bg: #0f1114; --panel: #171a1e; --text: #e5e8ec; --muted: #9aa3ae; --line: #272b31; --line-strong: #39404a;
   --accent: #7ca3ff; --accent-soft: #1d2a45; --good: #5fd08a; --good-soft: #12311f; --bad: #ff8a80; --bad-soft: #3b1715;
+  --plan: #f0b45a; --plan-soft: #3a2a10;
   --code: #12151a; --hover: #1d2126; } }
 * { box-sizing: border-box; }
 [hidden] { display: none !important; }
@@ -83,6 +87,18 @@ th.c-source { width: 120px; }
 .reason { color: var(--bad); font-size: 12px; margin-left: 8px; }
 .what .reason:first-child { margin-left: 0; }
 .badge.dup { color: var(--accent); background: var(--accent-soft); margin-left: 4px; padding: 0 6px; }
+.violation { color: var(--plan); font-size: 12px; margin-left: 8px; }
+.what .violation:first-child { margin-left: 0; }
+.badge.plan { color: var(--plan); background: var(--plan-soft); margin-left: 4px; padding: 0 6px; }
+.badge.blocked { color: var(--panel); background: var(--plan); margin-left: 4px; padding: 0 6px; }
+.summary .plan[data-some] b { color: var(--plan); }
+.violations { border: 1px solid var(--plan); background: var(--plan-soft); color: var(--text); border-radius: 8px;
+  padding: 10px 14px; margin: 0 0 14px; }
+.violations h3 { color: var(--plan); }
+.violations ul { margin: 6px 0 0; padding-left: 18px; }
+.violations li { margin: 2px 0; }
+.violations code { font: 12px var(--mono); }
+.violations .cat { font-weight: 600; margin-right: 6px; }
 td.source { font-size: 12px; color: var(--muted); }
 @media (max-width: 640px) { th.c-time, td.time, th.c-source, td.source, .keys > span:not(.shown) { display: none; }
   th.c-type { width: 64px; } th.c-user { width: 30%; } th, td { padding-left: 6px; padding-right: 6px; }
@@ -140,7 +156,9 @@ const MAX_ROWS = 2000;
 const $ = (id) => document.getElementById(id);
 const list = $("list"), tbody = $("rows"), detail = $("detail"), search = $("search"), statusFilter = $("status-filter");
 const chips = $("types"), conn = $("conn"), empty = $("empty"), shown = $("shown");
-const sourceFilter = $("source-filter"), dupFilter = $("dup-filter");
+const sourceFilter = $("source-filter"), dupFilter = $("dup-filter"), planFilter = $("plan-filter");
+const CATEGORIES = ["unplanned_event", "required_missing", "type_mismatch", "additional_property", "enum_mismatch",
+  "format_mismatch", "constraint", "unknown_version"];
 
 let events = []; // newest first, at most MAX_ROWS
 let pending = []; // from the stream, not drawn yet, oldest first
@@ -182,11 +200,21 @@ function matches(e) {
   if (statusFilter.value && e.status !== statusFilter.value) return false;
   if (sourceFilter.value && libraryOf(e) !== sourceFilter.value) return false;
   if (dupFilter.checked && e.duplicate !== true) return false;
+  const p = planFilter.value;
+  if (p) {
+    const vs = e.violations || [];
+    if (p === "any" ? vs.length === 0 : p === "none" ? vs.length > 0 : p === "blocked" ? e.blocked !== true
+      : !vs.some((v) => v.category === p)) return false;
+  }
   const q = search.value.trim().toLowerCase();
   if (!q) return true;
-  if (e.haystack === undefined) e.haystack = (JSON.stringify(e.message) + "\\n" + e.reasons.join("\\n")).toLowerCase();
+  if (e.haystack === undefined) {
+    e.haystack = (JSON.stringify(e.message) + "\\n" + e.reasons.join("\\n") + "\\n" +
+      (e.violations || []).map(violationText).join("\\n")).toLowerCase();
+  }
   return e.haystack.includes(q);
 }
+function violationText(v) { return text(v.category) + " at " + text(v.path) + ": " + text(v.message); }
 function rowOf(id) { return id === null ? null : document.getElementById("row-" + id); }
 function row(e) {
   const m = e.message || {};
@@ -209,7 +237,13 @@ function row(e) {
     reason.dataset.testid = "row-reason";
     what.append(reason);
   }
-  what.title = e.reasons.length > 0 ? label(m) + "\\n" + e.reasons.join("\\n") : what.textContent;
+  const vs = Array.isArray(e.violations) ? e.violations : [];
+  if (vs.length > 0) {
+    const v = el("span", "violation", violationText(vs[0]) + (vs.length > 1 ? " (+" + (vs.length - 1) + ")" : ""));
+    v.dataset.testid = "row-violation";
+    what.append(v);
+  }
+  what.title = [label(m)].concat(e.reasons, vs.map(violationText)).join("\\n");
   const status = el("td", "status");
   status.append(el("span", "badge " + (e.status === "good" ? "good" : "bad"), e.status === "good" ? "good" : "bad"));
   if (e.duplicate === true) {
@@ -217,6 +251,18 @@ function row(e) {
     dup.dataset.testid = "duplicate";
     dup.title = "Duplicate: a message with this messageId was stored before (a re-send)";
     status.append(dup);
+  }
+  if (vs.length > 0) {
+    const plan = el("span", "badge plan", "plan");
+    plan.dataset.testid = "plan-badge";
+    plan.title = vs.length + (vs.length === 1 ? " tracking plan violation" : " tracking plan violations");
+    status.append(plan);
+  }
+  if (e.blocked === true) {
+    const blocked = el("span", "badge blocked", "blocked");
+    blocked.dataset.testid = "blocked";
+    blocked.title = "Blocked: an unplanned event (--plan-mode block-unplanned); Segment would drop it";
+    status.append(blocked);
   }
   const source = el("td", "source", libraryOf(e));
   source.title = e.source ? [libraryOf(e), e.source.version, e.source.origin, e.source.endpoint].filter(Boolean).join(" \u00b7 ") : "";
@@ -250,7 +296,7 @@ function drawn() {
   if (stop) stop.tabIndex = 0;
   const n = tbody.childElementCount;
   const filtered = typeFilter !== "" || statusFilter.value !== "" || sourceFilter.value !== "" || dupFilter.checked ||
-    search.value.trim() !== "";
+    planFilter.value !== "" || search.value.trim() !== "";
   shown.textContent = (filtered ? n + " of " + events.length + " shown" : n + (n === 1 ? " message" : " messages")) +
     (events.length === MAX_ROWS ? " (the page keeps the newest " + MAX_ROWS + ")" : "");
   empty.hidden = n > 0;
@@ -325,7 +371,26 @@ function show(e) {
     head.append(el("span", "badge dup", "duplicate"));
     fact("Duplicate", "a message with this messageId was stored before");
   }
+  if (e.blocked === true) {
+    head.append(el("span", "badge blocked", "blocked"));
+    fact("Blocked", "an unplanned event: Segment would drop it (--plan-mode block-unplanned)");
+  }
   detail.append(head, meta);
+  const vs = Array.isArray(e.violations) ? e.violations : [];
+  if (vs.length > 0) {
+    const box = el("section", "violations");
+    box.dataset.testid = "violations";
+    box.setAttribute("aria-label", "Tracking plan violations");
+    const items = el("ul");
+    for (const v of vs) {
+      const li = el("li");
+      li.dataset.testid = "violation";
+      li.append(el("span", "cat", text(v.category)), el("code", "", text(v.path)), " " + text(v.message));
+      items.append(li);
+    }
+    box.append(el("h3", "", vs.length === 1 ? "1 plan violation" : vs.length + " plan violations"), items);
+    detail.append(box);
+  }
   if (e.reasons.length > 0) {
     const box = el("section", "reasons");
     box.dataset.testid = "reasons";
@@ -407,13 +472,30 @@ function stats(s) {
   $("evicted").textContent = String(s.evicted);
   $("requests").textContent = String(s.requests);
   $("duplicates").textContent = String(s.duplicates || 0);
+  const plan = s.plan && typeof s.plan === "object" ? s.plan : null;
+  $("plan-summary").hidden = plan === null;
+  $("plan-field").hidden = plan === null && !planFilter.value;
+  if (plan) {
+    $("off-plan").textContent = String(plan.violations);
+    $("off-plan").parentElement.toggleAttribute("data-some", plan.violations > 0);
+    $("blocked").textContent = String(plan.blocked);
+    $("plan-summary").title = "Tracking plan " + text(plan.file) + " (mode " + text(plan.mode) + ")";
+    for (const o of planFilter.options) {
+      if (!CATEGORIES.includes(o.value)) continue;
+      const n = plan.byCategory && plan.byCategory[o.value] || 0;
+      o.textContent = o.value + (n ? " (" + n + ")" : "");
+    }
+  }
 }
 function filterType(type) {
   typeFilter = type;
   for (const b of chips.children) b.setAttribute("aria-pressed", String(b.dataset.type === type));
   filtersChanged();
 }
-function resetFilters() { search.value = ""; statusFilter.value = ""; sourceFilter.value = ""; dupFilter.checked = false; filterType(""); }
+function resetFilters() {
+  search.value = ""; statusFilter.value = ""; sourceFilter.value = ""; dupFilter.checked = false; planFilter.value = "";
+  filterType("");
+}
 // The filters live in the URL's hash (#type=track&status=bad&source=analytics.js&duplicate=true&q=text), so a
 // view can be reloaded, bookmarked or shared.
 function filtersChanged() {
@@ -422,6 +504,7 @@ function filtersChanged() {
   if (statusFilter.value) params.set("status", statusFilter.value);
   if (sourceFilter.value) params.set("source", sourceFilter.value);
   if (dupFilter.checked) params.set("duplicate", "true");
+  if (planFilter.value) params.set("plan", planFilter.value);
   if (search.value.trim()) params.set("q", search.value);
   const hash = params.toString();
   if (location.hash.slice(1) !== hash) history.replaceState(null, "", hash ? "#" + hash : location.pathname + location.search);
@@ -435,6 +518,9 @@ function readHash() {
   know(source);
   sourceFilter.value = source;
   dupFilter.checked = params.get("duplicate") === "true";
+  const plan = params.get("plan") || "";
+  planFilter.value = Array.from(planFilter.options).some((o) => o.value === plan) ? plan : "";
+  if (planFilter.value) $("plan-field").hidden = false;
   search.value = params.get("q") || "";
   const type = params.get("type") || "";
   if (type && !Array.from(chips.children).some((c) => c.dataset.type === type)) chip(type);
@@ -505,6 +591,7 @@ function connect() {
 
 // ---- wiring
 for (const t of ["", ...TYPES]) chip(t);
+for (const c of CATEGORIES) { const o = el("option", "", c); o.value = c; planFilter.append(o); }
 readHash();
 chips.addEventListener("click", (ev) => {
   const b = ev.target.closest("button[data-type]");
@@ -513,6 +600,7 @@ chips.addEventListener("click", (ev) => {
 statusFilter.addEventListener("change", filtersChanged);
 sourceFilter.addEventListener("change", filtersChanged);
 dupFilter.addEventListener("change", filtersChanged);
+planFilter.addEventListener("change", filtersChanged);
 search.addEventListener("input", filtersChanged);
 window.addEventListener("hashchange", () => { readHash(); render(); });
 $("reset").addEventListener("click", resetFilters);
@@ -582,6 +670,8 @@ export const INSPECTOR_HTML: string = `<!doctype html>
     <span><b id="requests" data-testid="requests">0</b> requests</span>
     <span title="Messages whose messageId was stored before"><b id="duplicates" data-testid="duplicates">0</b>
       duplicates</span>
+    <span id="plan-summary" hidden><span class="plan"><b id="off-plan" data-testid="off-plan">0</b> off plan</span>
+      <span><b id="blocked" data-testid="blocked-count">0</b> blocked</span></span>
   </div>
   <button id="clear" class="btn danger" type="button" data-testid="clear"
     title="Forget every stored message (DELETE /api/events)">Clear</button>
@@ -593,6 +683,9 @@ export const INSPECTOR_HTML: string = `<!doctype html>
   <label class="field">Source <select id="source-filter" data-testid="source-filter"><option value="">all</option>
     </select></label>
   <label class="field"><input id="dup-filter" type="checkbox" data-testid="duplicate-filter"> duplicates only</label>
+  <label id="plan-field" class="field" hidden>Plan <select id="plan-filter" data-testid="plan-filter">
+    <option value="">all</option><option value="any">off plan</option><option value="none">on plan</option>
+    <option value="blocked">blocked</option></select></label>
   <label class="field search"><span>Search</span><input id="search" type="search" data-testid="search"
     placeholder="text anywhere in the JSON" autocomplete="off" spellcheck="false"><kbd aria-hidden="true">/</kbd></label>
 </div>

@@ -4,7 +4,8 @@
  * library sends, a click shows the JSON and the validation reasons, message
  * data stays text, the filters and the keyboard work, a flood is capped, and
  * Clear, once confirmed (declined, nothing goes), empties it; a bad row shows its first reason, a re-send
- * its dup badge, and the duplicates filter survives a reload; messages of no or an unknown type have their counter, and
+ * its dup badge, and the duplicates filter survives a reload; with a plan, a violation shows in its row and
+ * the detail, a blocked event has its badge, and the plan filter survives a reload; messages of no or an unknown type have their counter, and
  * a filtered DELETE takes its rows away; markup in any event field stays text
  * (no `<script>`, `<img onerror>` or `<svg onload>` runs), and a page on
  * another site (http://evil.test, mapped to 127.0.0.1 in the browser) can
@@ -412,6 +413,84 @@ document.getElementById("f").submit();
     await browser?.close();
     undoProbes();
     await new Promise((resolve) => evil.close(resolve));
+    await collector.stop();
+  }
+});
+
+test("with a plan: a violation shows in its row and in the detail, blocked has its badge, and the plan filter survives a reload", async () => {
+  assert.ok(fs.existsSync(CHROMIUM), `Cannot run the inspector's browser test: ${CHROMIUM} is missing`);
+  const collector = await startCollector({ port: 0, plan: "examples/plan.json", planMode: "block-unplanned" });
+  const undoProbes = answerRefusedProbes();
+  let browser: Browser | undefined;
+  try {
+    const marked = '<img src=x onerror="window.__pwned=1">';
+    await post(collector.url, "/v1/batch", {
+      batch: [
+        { type: "track", messageId: "p1", userId: "u1", event: "Signed Up", properties: { plan: "Pro" } },
+        { type: "track", messageId: "p2", userId: "u1", event: "Signed Up", properties: { plan: "Gold" } },
+        // A field name from the event is shown as text, never as markup.
+        { type: "track", messageId: "p3", userId: "u1", event: "Order Shipped" },
+        {
+          type: "track",
+          messageId: "p4",
+          userId: "u1",
+          event: "Order Completed",
+          properties: { order_id: "o1", total: 1, currency: "EUR", products: [], [marked]: 1 },
+        },
+      ],
+    });
+    const { chromium } = await import("playwright-core");
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+    const page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
+    const problems: string[] = [];
+    page.on("pageerror", (error) => problems.push(String(error)));
+    page.on("console", (message) => void (message.type() === "error" && problems.push(message.text())));
+    await page.goto(`${collector.url}/`);
+    await page.waitForSelector('#conn[data-state="live"]', { timeout: 10_000 });
+    await rowsBecome(page, 4);
+    // Newest first: p4, p3, p2, p1; the planned one has no violation.
+    const shown = await page.locator(`${ROW} [data-testid="row-violation"]`).allInnerTexts();
+    assert.ok(shown[0].startsWith("additional_property at ") && shown[0].includes("<img src=x onerror="), shown[0]);
+    assert.deepEqual(shown.slice(1), [
+      'unplanned_event at $.event: event "Order Shipped" is not in the plan',
+      'enum_mismatch at $.properties.plan: expected one of "Free", "Pro", "Enterprise", got "Gold"',
+    ]);
+    assert.equal(await page.locator(`${ROW} [data-testid="plan-badge"]`).count(), 3);
+    assert.equal(await page.locator(`${ROW} [data-testid="blocked"]`).count(), 1);
+    assert.equal(await page.locator(ROW).nth(1).locator('[data-testid="blocked"]').count(), 1, "the unplanned one");
+    await until(page, `document.getElementById("off-plan").textContent === "3"`);
+    assert.equal(await page.locator('[data-testid="blocked-count"]').innerText(), "1");
+    assert.equal(await page.isVisible('[data-testid="plan-filter"]'), true, "the plan filter shows with a plan");
+
+    await page.locator(ROW).first().click();
+    const items = await page.locator('[data-testid="violation"]').allInnerTexts();
+    assert.ok(items.length >= 1, "the detail lists the violations");
+    assert.ok(
+      items.some((t) => t.startsWith("additional_property") && t.includes("<img src=x onerror=")),
+      items.join("\n"),
+    );
+    await page.locator(ROW).nth(1).click();
+    assert.match(await page.locator('[data-testid="detail"]').innerText(), /Blocked\s+an unplanned event/);
+    assert.equal(await page.evaluate("window.__pwned === undefined && !document.querySelector('#detail img')"), true);
+
+    await page.selectOption('[data-testid="plan-filter"]', "enum_mismatch");
+    assert.equal(await rowCount(page), 1);
+    assert.match(new URL(page.url()).hash, /plan=enum_mismatch/);
+    await page.reload();
+    await page.waitForSelector('#conn[data-state="live"]', { timeout: 10_000 });
+    await rowsBecome(page, 1);
+    assert.equal(await page.inputValue('[data-testid="plan-filter"]'), "enum_mismatch", "the filter survives a reload");
+    await page.selectOption('[data-testid="plan-filter"]', "blocked");
+    assert.equal(await rowCount(page), 1);
+    await page.selectOption('[data-testid="plan-filter"]', "none");
+    assert.equal(await rowCount(page), 1);
+    await page.selectOption('[data-testid="plan-filter"]', "any");
+    assert.equal(await rowCount(page), 3);
+    assert.equal(await page.evaluate("window.__pwned"), undefined, "no markup from an event ran");
+    assert.deepEqual(problems, [], "no script errors on the page");
+  } finally {
+    await browser?.close();
+    undoProbes();
     await collector.stop();
   }
 });
