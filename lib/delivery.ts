@@ -114,8 +114,8 @@ export class Delivery {
         )
       );
     }
-    if (store.size > 0) {
-      // What an earlier process left is sent now, and counts in flush().
+    if (store.size > 0 && settings.send) {
+      // What an earlier process left is sent now, and counts in flush() (with `send: false`, it stays on disk).
       if (settings.debug) this.#debug(`sending ${nMessages(store.size)} found in storage ${store.dir}`);
       this.#busy = true;
       this.#registered = true;
@@ -213,7 +213,8 @@ export class Delivery {
 
   /** Applies changed settings to what is queued. */
   settingsChanged(): void {
-    if (this.#s.syncMode) this.#sendThrough = this.#queue.lastSeq;
+    // syncMode sends at once; a storage client turned to `send: true` sends what it found on disk.
+    if (this.#s.syncMode || this.#store !== undefined) this.#sendThrough = this.#queue.lastSeq;
     this.#drain();
   }
 
@@ -241,6 +242,10 @@ export class Delivery {
   }
 
   #flushQueued(timeout?: number): Promise<FlushResult> {
+    if (!this.#s.send && this.#inflight.size === 0) {
+      // Nothing is sent (`send: false`): only what storage found on disk can be waiting, and it stays there.
+      return Promise.resolve({ delivered: 0, failed: 0, pending: this.#queue.size });
+    }
     const target = this.#queue.lastSeq;
     if (target > this.#sendThrough) this.#sendThrough = target;
     this.#drain();
@@ -359,6 +364,7 @@ export class Delivery {
   #drain(): void {
     this.#drainScheduled = false;
     const s = this.#s;
+    if (!s.send) return; // with `send: false` calls queue nothing; what storage found stays on disk
     if (s.writeKey !== this.#envelopeKey) {
       this.#envelopeKey = s.writeKey;
       this.#envelope = envelopeBytes(s.writeKey);

@@ -104,22 +104,66 @@ const ignoring = (codes: string[], fn: () => void): void => {
   }
 };
 
-/** Whether process `pid` runs (a lock held by a dead one is stale); undefined when this process may not tell. */
-function alive(pid: number): boolean | undefined {
-  if (pid === process.pid) return true;
+/** Folders (resolved) whose lock a client of this process holds: a second client here is refused by this, not by pid. */
+const HELD = new Set<string>();
+
+/** The part of Deno's file API the lock uses: an OS lock that the kernel releases when the process dies. */
+interface DenoLockFile {
+  tryLockSync(exclusive: boolean): boolean;
+  unlockSync(): void;
+  truncateSync(length?: number): void;
+  writeSync(data: Uint8Array): number;
+  close(): void;
+}
+interface DenoFiles {
+  openSync(path: string, options: { read: boolean; write: boolean; create: boolean }): DenoLockFile;
+}
+const denoFiles = (): DenoFiles | undefined => {
+  const deno = (globalThis as { Deno?: Partial<DenoFiles> }).Deno;
+  return typeof deno?.openSync === "function" ? deno as DenoFiles : undefined;
+};
+
+/** When process `pid` started, in clock ticks since boot (Linux, /proc), to tell a reused pid from its first owner. */
+function startTime(pid: number): string | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Field 22, counted after the command name's closing parenthesis (the name may hold spaces).
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** This process's lock line: its pid and, where /proc tells, when it started. */
+const lockLine = (): string => `${process.pid} ${startTime(process.pid) ?? ""}`.trim() + "\n";
+
+/**
+ * Whether the process that wrote lock line `text` still runs: its pid runs and, where /proc tells, started when the
+ * line says (so a pid reused after a restart, as a container's pid 1 always is, is not taken for the dead owner).
+ */
+function lockOwnerRuns(text: string): boolean {
+  const [pidText, started] = text.trim().split(" ");
+  const pid = Number.parseInt(pidText, 10);
+  if (!(Number.isInteger(pid) && pid > 0)) return false;
+  // Not held by a client of this process (HELD says so): a lock with this pid is from an earlier process.
+  if (pid === process.pid) return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
-    const code = codeOf(error);
-    if (code === "ESRCH") return false;
-    if (code === "EPERM") return true;
+    if (codeOf(error) === "ESRCH") return false;
+    if (codeOf(error) !== "EPERM") return true; // cannot tell: assume it runs, never take a live lock
   }
-  // Deno without --allow-run: on Linux, /proc tells.
+  const now = startTime(pid);
+  return started === undefined || now === undefined || now === started;
+}
+
+/** The text of `file`, or `fallback` when it cannot be read. */
+function readOr(file: string, fallback: string): string {
   try {
-    if (fs.existsSync("/proc/self")) return fs.existsSync(`/proc/${pid}`);
-  } catch { /* no read access to /proc either */ }
-  return undefined;
+    return fs.readFileSync(file, "utf8");
+  } catch {
+    return fallback;
+  }
 }
 
 /** Why a folder cannot be used, in words. */
@@ -258,13 +302,57 @@ export class FileStorage implements Storage {
     return this.#recovered;
   }
 
+  /** The lock file held open by Deno's OS lock, while this client has the folder. */
+  #lockFile: DenoLockFile | undefined;
+
+  /**
+   * Takes the folder's lock. On Deno, an OS lock on `lock` (`flock`: the kernel
+   * drops it when the process dies, so a killed process's folder is taken back
+   * with no more permissions than the folder's). On Node and Bun, which have no
+   * file locks, `lock` is created exclusively and holds the pid and its start
+   * time; a lock whose process no longer runs is taken over.
+   */
   #lock(): void {
+    const key = path.resolve(this.dir);
+    if (HELD.has(key)) {
+      throw new Error(`Cannot open storage ${this.dir}: a client of this process (pid ${process.pid}) already uses it`);
+    }
     const file = this.#path("lock");
+    const deno = denoFiles();
+    if (deno !== undefined) this.#lockDeno(deno, file);
+    else this.#lockByPid(file);
+    HELD.add(key);
+  }
+
+  #lockDeno(deno: DenoFiles, file: string): void {
+    let lock: DenoLockFile;
+    try {
+      lock = deno.openSync(file, { read: true, write: true, create: true });
+    } catch (error) {
+      throw new Error(`Cannot open storage ${this.dir}: ${explain(error, this.dir)}`, { cause: error });
+    }
+    if (!lock.tryLockSync(true)) {
+      lock.close();
+      const owner = Number.parseInt(readOr(file, ""), 10);
+      throw new Error(
+        `Cannot open storage ${this.dir}: another process${
+          Number.isInteger(owner) ? ` (pid ${owner})` : ""
+        } is using it`,
+      );
+    }
+    const left = readOr(file, "").trim();
+    if (left !== "") this.#debug(`storage ${this.dir}: taking over the lock of pid ${left}, which no longer runs`);
+    lock.truncateSync(0);
+    lock.writeSync(new TextEncoder().encode(lockLine()));
+    this.#lockFile = lock;
+  }
+
+  #lockByPid(file: string): void {
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
         const fd = fs.openSync(file, "wx");
         try {
-          fs.writeSync(fd, `${process.pid}\n`);
+          fs.writeSync(fd, lockLine());
         } finally {
           fs.closeSync(fd);
         }
@@ -281,18 +369,9 @@ export class FileStorage implements Storage {
         if (codeOf(error) === "ENOENT") continue;
         throw new Error(`Cannot open storage ${this.dir}: ${explain(error, this.dir)}`, { cause: error });
       }
-      const pid = Number.parseInt(text, 10);
-      if (pid === process.pid) {
-        throw new Error(`Cannot open storage ${this.dir}: a client of this process (pid ${pid}) already uses it`);
-      }
-      const running = Number.isInteger(pid) && pid > 0 ? alive(pid) : false;
-      if (running === true) {
-        throw new Error(`Cannot open storage ${this.dir}: another process (pid ${pid}) is using it`);
-      }
-      if (running === undefined) {
+      if (lockOwnerRuns(text)) {
         throw new Error(
-          `Cannot open storage ${this.dir}: another process (pid ${pid}) may be using it; this one may not check ` +
-            `(Deno needs --allow-run, or --allow-read=/proc); if it does not run, delete ${file}`,
+          `Cannot open storage ${this.dir}: another process (pid ${Number.parseInt(text, 10)}) is using it`,
         );
       }
       this.#debug(`storage ${this.dir}: taking over the lock of pid ${text.trim() || "?"}, which no longer runs`);
@@ -302,7 +381,19 @@ export class FileStorage implements Storage {
   }
 
   #unlock(): void {
+    HELD.delete(path.resolve(this.dir));
     const file = this.#path("lock");
+    const lock = this.#lockFile;
+    this.#lockFile = undefined;
+    if (lock !== undefined) {
+      // Unlinked while still locked, so no other process can lock the old file after we let go.
+      ignoring(["ENOENT"], () => fs.unlinkSync(file));
+      try {
+        lock.unlockSync();
+      } catch { /* closing releases it too */ }
+      lock.close();
+      return;
+    }
     try {
       if (Number.parseInt(fs.readFileSync(file, "utf8"), 10) === process.pid) fs.unlinkSync(file);
     } catch { /* already gone */ }

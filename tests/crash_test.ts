@@ -55,9 +55,7 @@ function runChild(
   afterMs: number,
 ): Promise<Ended> {
   const argv = "Deno" in globalThis
-    // --allow-run: without it fileStorage cannot tell that the pid in a killed run's lock file is gone (Deno
-    // refuses process.kill(pid, 0), and /proc to all but --allow-all), and takes the lock for a live one's.
-    ? ["run", "--allow-net=127.0.0.1", "--allow-env", "--allow-read", "--allow-write", "--allow-run", CHILD, ...args]
+    ? ["run", "--allow-net=127.0.0.1", "--allow-env", "--allow-read", "--allow-write", CHILD, ...args]
     : "Bun" in globalThis
     ? [CHILD, ...args]
     : ["--experimental-strip-types", CHILD, ...args];

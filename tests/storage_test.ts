@@ -87,8 +87,13 @@ test("a 413 split deletes the segment only when both halves are settled", async 
   });
 });
 
-/** Runs the child, waits until it has tracked, and kills it with SIGKILL: a crash. */
-async function crashChild(dir: string, url: string, n: number, durability: string): Promise<number> {
+/** Runs the child (with only the folder's permissions on Deno) and waits until it has tracked `n`; it then waits to be killed. */
+async function trackingChild(
+  dir: string,
+  url: string,
+  n: number,
+  durability: string,
+): Promise<{ pid: number; crash: () => Promise<void> }> {
   const args = "Deno" in globalThis
     ? ["run", "--allow-net=127.0.0.1", `--allow-read=${dir},${ROOT}`, `--allow-write=${dir}`, CHILD]
     : "Bun" in globalThis
@@ -104,16 +109,27 @@ async function crashChild(dir: string, url: string, n: number, durability: strin
   child.stderr.on("data", (chunk) => void (stderr += chunk));
   const closed = new Promise<void>((resolve) => child.on("close", () => resolve()));
   const guard = setTimeout(() => child.kill("SIGKILL"), 20_000);
+  const crash = async (): Promise<void> => {
+    child.kill("SIGKILL");
+    await closed;
+    clearTimeout(guard);
+    assert.equal(child.signalCode, "SIGKILL");
+  };
   try {
     await until(() => stdout.includes(`tracked ${n}`) || child.exitCode !== null, 20_000, "the child to track");
     assert.ok(stdout.includes(`tracked ${n}`), `the child tracked (stderr: ${stderr})`);
-    child.kill("SIGKILL");
-    await closed;
-  } finally {
-    clearTimeout(guard);
+  } catch (error) {
+    await crash();
+    throw error;
   }
-  assert.equal(child.signalCode, "SIGKILL");
-  return child.pid!;
+  return { pid: child.pid!, crash };
+}
+
+/** Runs the child, waits until it has tracked, and kills it with SIGKILL: a crash. */
+async function crashChild(dir: string, url: string, n: number, durability: string): Promise<number> {
+  const child = await trackingChild(dir, url, n, durability);
+  await child.crash();
+  return child.pid;
 }
 
 for (const durability of ["interval", "always"] as const) {
@@ -151,7 +167,7 @@ for (const durability of ["interval", "always"] as const) {
   });
 }
 
-test("a second client on the same folder fails at construction; a lock held by another live process too", async () => {
+test("a second client on the same folder fails at construction, as does one while another live process holds it; stale locks are taken over", async () => {
   await withFolder(async (dir) => {
     const first = new Analytics({ writeKey: "K", send: false, storage: fileStorage(dir) });
     assert.throws(
@@ -159,17 +175,49 @@ test("a second client on the same folder fails at construction; a lock held by a
       { message: `Cannot open storage ${dir}: a client of this process (pid ${process.pid}) already uses it` },
     );
     await first.close();
-    // Another process that runs (this one's parent) holds it.
-    fs.writeFileSync(path.join(dir, "lock"), `${process.ppid}\n`);
-    assert.throws(
-      () => new Analytics({ writeKey: "K", send: false, storage: fileStorage(dir) }),
-      { message: `Cannot open storage ${dir}: another process (pid ${process.ppid}) is using it` },
-    );
+    // A lock left by an earlier process with this very pid (a restarted container's pid 1) is taken over.
+    fs.writeFileSync(path.join(dir, "lock"), `${process.pid} 1\n`);
+    const second = new Analytics({ writeKey: "K", send: false, storage: fileStorage(dir) });
+    await second.close();
+    // Another process that runs holds it: a child on the folder, alive.
+    await withServer(async (collector) => {
+      collector.setDefaultReply({ hang: true });
+      const child = await trackingChild(dir, collector.url, 1, "interval");
+      try {
+        assert.throws(
+          () => new Analytics({ writeKey: "K", send: false, storage: fileStorage(dir) }),
+          { message: `Cannot open storage ${dir}: another process (pid ${child.pid}) is using it` },
+        );
+      } finally {
+        await child.crash();
+      }
+      collector.setDefaultReply(undefined);
+    });
     // A lock with no pid (a process killed between creating and writing it) is stale.
     fs.writeFileSync(path.join(dir, "lock"), "");
     const third = new Analytics({ writeKey: "K", send: false, storage: fileStorage(dir) });
-    assert.equal(fs.readFileSync(path.join(dir, "lock"), "utf8").trim(), String(process.pid));
+    assert.match(fs.readFileSync(path.join(dir, "lock"), "utf8"), new RegExp(`^${process.pid}( \\d+)?\n$`));
     await third.close();
+  });
+});
+
+test("with send: false a client takes the folder but sends nothing, not even what an earlier process left; it stays kept", async () => {
+  await withFolder(async (dir) => {
+    await withServer(async (collector) => {
+      collector.setDefaultReply({ hang: true });
+      await crashChild(dir, collector.url, 5, "always");
+      collector.setDefaultReply(undefined);
+      collector.clear();
+      const quiet = new Analytics({ writeKey: "K", host: collector.url, send: false, storage: fileStorage(dir) });
+      assert.deepEqual(await quiet.flush({ timeout: 1000 }), { delivered: 0, failed: 0, pending: 5 });
+      const closed = await quiet.close({ timeout: 1000 });
+      assert.equal(closed.kept, 5, JSON.stringify(closed));
+      assert.equal(collector.events().length, 0, "nothing was sent");
+      const next = new Analytics({ writeKey: "K", host: collector.url, storage: fileStorage(dir) });
+      assert.equal((await next.flush()).delivered, 5);
+      assert.deepEqual(storedIds(collector), ids("crash", 5));
+      await next.close();
+    });
   });
 });
 
