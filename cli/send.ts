@@ -4,7 +4,7 @@
  * stdin, streaming (gzip input is decompressed on the way), and hands each
  * to the library's object-style call, which validates it; batching, gzip
  * and retries are the library's. A line of `tally serve`'s NDJSON file
- * (`{"id","receivedAt","status","reasons","message"}`) stands for its
+ * (`{"id","receivedAt","status","reasons","source",...,"message"}`) stands for its
  * `message`, so what the collector captured can be sent again.
  *
  * "Validated first" means: each message is validated before it is queued.
@@ -75,7 +75,7 @@ context, integrations, timestamp, messageId (as the type takes them). Fields Seg
 (sentAt, receivedAt, originalTimestamp, version, channel, projectId, writeKey, _metadata) are ignored;
 any other field makes the message invalid, __proto__, constructor and prototype included (inside
 properties, traits, context and integrations they are ordinary keys, sent as they are). A line of
-tally serve's NDJSON file ({"id","receivedAt","status","reasons","message"}) is read as its message:
+tally serve's NDJSON file ({"id","receivedAt","status","reasons","source",...,"message"}) is read as its message:
 captures replay as they are.
 Gzip input (a .gz file, or gzip on stdin) is decompressed as it is read.
 
@@ -149,8 +149,21 @@ const describe = (value: unknown): string =>
     ? "a string"
     : `a ${typeof value}`;
 
-/** The keys of a line of `tally serve`'s NDJSON file (serve/ndjson.ts): a received message, wrapped. */
-const CAPTURED_KEYS = new Set(["id", "receivedAt", "status", "reasons", "message"]);
+/**
+ * The keys of a line of `tally serve`'s NDJSON file (serve/server.ts `eventJson`, the `StoredEvent` type): a
+ * received message, wrapped with what the collector found (source, duplicate, plan violations).
+ */
+const CAPTURED_KEYS = new Set([
+  "id",
+  "receivedAt",
+  "status",
+  "reasons",
+  "source",
+  "duplicate",
+  "violations",
+  "blocked",
+  "message",
+]);
 
 const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && !Array.isArray(value);

@@ -18,7 +18,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Collector, startCollector } from "../serve/mod.ts";
 import { baseEnv, KEY, ROOT, type Run, run, scratch, show, stderrLines, tally } from "./fixtures/cli_run.ts";
-import { CRASH_SCALE, CRASH_SEED, seeded } from "./fixtures/crash_scale.ts";
+import { CRASH_SCALE, CRASH_SEED, seeded, storedCounts } from "./fixtures/crash_scale.ts";
 
 const LINES = Math.round(50_000 * CRASH_SCALE);
 const BATCH = 100;
@@ -36,17 +36,6 @@ function writeInput(path: string, n: number, options: { invalidEvery?: number } 
     );
   }
   writeFileSync(path, lines.join("\n") + "\n");
-}
-
-/** Counts, by messageId, what `collector` stores from now on. */
-function storedCounts(collector: Collector): Map<string, number> {
-  const counts = new Map<string, number>();
-  collector.subscribe((event) => {
-    if (event.kind !== "message") return;
-    const id = String(event.event.message.messageId);
-    counts.set(id, (counts.get(id) ?? 0) + 1);
-  });
-  return counts;
 }
 
 /** Every valid line's id stored, none foreign; returns the copies stored beyond the first. */

@@ -25,7 +25,8 @@ import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { type Collector, startCollector } from "../serve/mod.ts";
-import { CRASH_SCALE, CRASH_SEED, seeded } from "./fixtures/crash_scale.ts";
+import { CRASH_SCALE, CRASH_SEED, seeded, storedCounts } from "./fixtures/crash_scale.ts";
+import { childArgv } from "./fixtures/child_argv.ts";
 
 const CHILD = fileURLToPath(new URL("./fixtures/crash_child.ts", import.meta.url));
 const KILL_ROUNDS = Math.max(1, Math.round(20 * CRASH_SCALE));
@@ -54,11 +55,7 @@ function runChild(
   signal: "SIGKILL" | "SIGTERM" | undefined,
   afterMs: number,
 ): Promise<Ended> {
-  const argv = "Deno" in globalThis
-    ? ["run", "--allow-net=127.0.0.1", "--allow-env", "--allow-read", "--allow-write", CHILD, ...args]
-    : "Bun" in globalThis
-    ? [CHILD, ...args]
-    : ["--experimental-strip-types", CHILD, ...args];
+  const argv = childArgv(CHILD, args, ["--allow-net=127.0.0.1", "--allow-env", "--allow-read", "--allow-write"]);
   const child = spawn(process.execPath, argv, { stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
@@ -101,17 +98,6 @@ function runChild(
 
 const shown = (r: Ended): string =>
   `exit ${r.code} signal ${r.signal}\nstdout: ${r.stdout.slice(-800)}\nstderr: ${r.stderr.slice(-1500)}`;
-
-/** Counts, by messageId, what `collector` stores. */
-function storedCounts(collector: Collector): Map<string, number> {
-  const counts = new Map<string, number>();
-  collector.subscribe((event) => {
-    if (event.kind !== "message") return;
-    const id = String(event.event.message.messageId);
-    counts.set(id, (counts.get(id) ?? 0) + 1);
-  });
-  return counts;
-}
 
 /** Waits until every id of `ids` is stored, or `ms` pass. */
 async function settled(counts: Map<string, number>, ids: string[], ms: number): Promise<void> {

@@ -11,6 +11,7 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import type { Stats } from "../mod.ts";
 import { startReceiver } from "./receiver.ts";
+import { childArgv } from "./fixtures/child_argv.ts";
 
 const CHILD = fileURLToPath(new URL("./fixtures/exit_child.ts", import.meta.url));
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -27,11 +28,7 @@ interface Run {
 
 /** Runs the child with the runtime running this test; kills it if it outlives `killAfterMs`. */
 function runChild(url: string, mode: "burst" | "interval" | "down", killAfterMs = 4000): Promise<Run> {
-  const args = "Deno" in globalThis
-    ? ["run", "--allow-net=127.0.0.1", CHILD, url, mode]
-    : "Bun" in globalThis
-    ? [CHILD, url, mode]
-    : ["--experimental-strip-types", CHILD, url, mode];
+  const args = childArgv(CHILD, [url, mode], ["--allow-net=127.0.0.1"]);
   const start = Date.now();
   const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";

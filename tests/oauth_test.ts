@@ -16,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import { checkOAuthSettings, OAuthError, type OAuthSettings, TokenManager } from "../lib/oauth.ts";
 import { Stopper } from "../lib/scheduler.ts";
 import type { FetchFn, HttpClient } from "../lib/types.ts";
+import { childArgv } from "./fixtures/child_argv.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -618,11 +619,7 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
 /** Runs the child with the runtime running this test; kills it if it outlives 5 s. */
 function runChild(url: string, mode: "token" | "abandon") {
-  const args = "Deno" in globalThis
-    ? ["run", "--allow-net=127.0.0.1", CHILD, url, PEM, mode]
-    : "Bun" in globalThis
-    ? [CHILD, url, PEM, mode]
-    : ["--experimental-strip-types", CHILD, url, PEM, mode];
+  const args = childArgv(CHILD, [url, PEM, mode], ["--allow-net=127.0.0.1"]);
   const start = Date.now();
   const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";

@@ -14,6 +14,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { childArgv } from "./fixtures/child_argv.ts";
 import { SCALE } from "./fixtures/reliability_ledger.ts";
 
 const BATCH = 500;
@@ -32,9 +33,7 @@ const TREND_BOUND = 32 * 1024 * 1024;
 
 /** Starts `tally serve` as a child of the runtime running the tests; resolves with its URL. */
 function startServe(args: string[]): Promise<{ url: string; rss: () => number; stop: () => Promise<number | null> }> {
-  const argv = "Deno" in globalThis
-    ? ["run", "--allow-net=127.0.0.1", "--allow-read", "--allow-env", SERVE, ...args]
-    : [SERVE, ...args]; // Bun runs the .ts; Node the compiled .js of the npm build's tests
+  const argv = childArgv(SERVE, args, ["--allow-net=127.0.0.1", "--allow-read", "--allow-env"]);
   const child = spawn(process.execPath, argv, {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, NO_COLOR: "1" },

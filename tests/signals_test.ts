@@ -16,6 +16,7 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { Analytics } from "../mod.ts";
 import { type Collector, startCollector } from "../serve/mod.ts";
+import { childArgv } from "./fixtures/child_argv.ts";
 
 const CHILD = fileURLToPath(new URL("./fixtures/signals_child.ts", import.meta.url));
 /** Slack over a timeout, for a loaded 2-core machine. */
@@ -43,11 +44,7 @@ function signalChild(
   signals: ("SIGTERM" | "SIGINT")[],
   options: { gapMs?: number; killAfterMs?: number } = {},
 ): Promise<Ended> {
-  const argv = "Deno" in globalThis
-    ? ["run", "--allow-net=127.0.0.1", "--allow-env", CHILD, ...args]
-    : "Bun" in globalThis
-    ? [CHILD, ...args]
-    : ["--experimental-strip-types", CHILD, ...args];
+  const argv = childArgv(CHILD, args, ["--allow-net=127.0.0.1", "--allow-env"]);
   const child = spawn(process.execPath, argv, { stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";

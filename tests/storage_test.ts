@@ -14,6 +14,7 @@ import { fileURLToPath } from "node:url";
 import { Analytics, type DeliveryError, type Message } from "../mod.ts";
 import { fileStorage } from "../storage.ts";
 import { delay, ids, storedIds, until, withFolder, withServer } from "./fixtures/storage_helpers.ts";
+import { childArgv } from "./fixtures/child_argv.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const CHILD = fileURLToPath(new URL("./fixtures/storage_child.ts", import.meta.url));
@@ -94,12 +95,12 @@ async function trackingChild(
   n: number,
   durability: string,
 ): Promise<{ pid: number; crash: () => Promise<void> }> {
-  const args = "Deno" in globalThis
-    ? ["run", "--allow-net=127.0.0.1", `--allow-read=${dir},${ROOT}`, `--allow-write=${dir}`, CHILD]
-    : "Bun" in globalThis
-    ? [CHILD]
-    : ["--experimental-strip-types", CHILD];
-  const child = spawn(process.execPath, [...args, dir, url, String(n), durability], {
+  const args = childArgv(CHILD, [dir, url, String(n), durability], [
+    "--allow-net=127.0.0.1",
+    `--allow-read=${dir},${ROOT}`,
+    `--allow-write=${dir}`,
+  ]);
+  const child = spawn(process.execPath, args, {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
   });
