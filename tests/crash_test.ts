@@ -24,7 +24,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { type Collector, startCollector } from "../serve/mod.ts";
+import { startCollector } from "../serve/mod.ts";
 import { CRASH_SCALE, CRASH_SEED, seeded, storedCounts } from "./fixtures/crash_scale.ts";
 import { childArgv } from "./fixtures/child_argv.ts";
 
