@@ -48,6 +48,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { generateTypes } from "../plan/codegen.ts";
+import { loadPlan } from "../plan/load.ts";
 import { type Receiver, startReceiver } from "../tests/receiver.ts";
 
 const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
@@ -178,9 +180,12 @@ function installedWithNpm(): Promise<string | Run> {
           `${"bin" in installed ? " and a bin" : ""}; node_modules holds ${others.join(", ") || "nothing else"}`,
       };
     }
-    for (const file of ["app.mjs", "app.cjs", "worker.mjs", "worker_module_scope.mjs"]) {
+    for (const file of ["app.mjs", "app.cjs", "worker.mjs", "worker_module_scope.mjs", "worker_typed.mjs"]) {
       copyFileSync(join(CONSUMERS, file), join(dir, file));
     }
+    // What `tally plan types examples/plan.json` writes, importing the installed package: worker_typed.mjs calls it.
+    const plan = await loadPlan(join(ROOT, "examples", "plan.json"));
+    writeFileSync(join(dir, "tracking.ts"), generateTypes(plan, { importFrom: "@tally/analytics" }));
     return dir;
   })();
   return nodeProject;
@@ -358,6 +363,10 @@ const consumers: [string, () => Promise<string | undefined>][] = [
   [
     "workerd: the module-level default client, created at module scope and kept across requests",
     () => workerd("worker_module_scope.mjs", 2, "workerd-module-user"),
+  ],
+  [
+    "workerd: the typed calls tally plan types generates (examples/plan.json) run in a Worker",
+    () => workerd("worker_typed.mjs", 2, "workerd-typed-user"),
   ],
 ];
 const TYPES_CONSUMER =
