@@ -1,7 +1,7 @@
 /** Fault injection: seeded decisions to fail, drop or delay an ingestion request. */
 
 /** What to do with one ingestion request. */
-export type Fault = "none" | "drop" | "fail";
+export type Fault = "none" | "drop" | "fail" | "lose-ack";
 
 /** mulberry32: a small, fast PRNG whose sequence depends only on the seed. Returns numbers in [0, 1). */
 export function seededRandom(seed: number): () => number {
@@ -15,26 +15,37 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-/** Decides the fault for each request in turn. Two draws per request, always, so each rate keeps its sequence. */
+/**
+ * Decides the fault for each request in turn. Two draws per request from one
+ * generator (drop, fail), always, so each of those rates keeps its sequence;
+ * lost acknowledgements draw from a second generator, so turning them on
+ * leaves the other two sequences as they were.
+ */
 export class FaultPlan {
   readonly failRate: number;
   readonly dropRate: number;
+  readonly loseAckRate: number;
   #random: () => number;
+  #ackRandom: () => number;
 
-  constructor(failRate: number, dropRate: number, seed: number) {
+  constructor(failRate: number, dropRate: number, seed: number, loseAckRate = 0) {
     this.failRate = failRate;
     this.dropRate = dropRate;
+    this.loseAckRate = loseAckRate;
     this.#random = seededRandom(seed);
+    this.#ackRandom = seededRandom(seed ^ 0x5bd1e995);
   }
 
   /** Whether any fault can happen (else `next()` need not be called). */
   get enabled(): boolean {
-    return this.failRate > 0 || this.dropRate > 0;
+    return this.failRate > 0 || this.dropRate > 0 || this.loseAckRate > 0;
   }
 
   next(): Fault {
     const drop = this.#random() < this.dropRate;
     const fail = this.#random() < this.failRate;
-    return drop ? "drop" : fail ? "fail" : "none";
+    if (drop) return "drop";
+    if (fail) return "fail";
+    return this.loseAckRate > 0 && this.#ackRandom() < this.loseAckRate ? "lose-ack" : "none";
   }
 }

@@ -49,6 +49,11 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
   flag("retry-after", "SECONDS", "send Retry-After with injected failures"),
   flag("latency", "MS", "wait this long before answering each ingestion request"),
   flag("drop-connection-rate", "R", "close this fraction (0..1) of ingestion connections without an answer"),
+  flag(
+    "lose-ack-rate",
+    "R",
+    "store this fraction (0..1) of ingestion requests, then close the connection unanswered (the client re-sends)",
+  ),
   flag("seed", "N", "make the injected faults repeatable"),
   flag("plan", "FILE", "check every message against this tracking plan too (reloaded when the file changes)"),
   flag(
@@ -225,6 +230,7 @@ function options(args: string[]): { options: CollectorOptions; quiet: boolean; h
     retryAfter: num("retry-after", nonNegative, "a number of seconds >= 0"),
     latency: num("latency", nonNegative, "a number of milliseconds >= 0"),
     dropConnectionRate: num("drop-connection-rate", fraction, "a number from 0 to 1"),
+    loseAckRate: num("lose-ack-rate", fraction, "a number from 0 to 1"),
     seed: num("seed", Number.isSafeInteger, "a whole number"),
     plan,
     planMode,
@@ -312,6 +318,7 @@ export async function serve(args: string[], io?: ServeIo): Promise<number> {
     collectorOptions.retryAfter !== undefined ? `Retry-After ${collectorOptions.retryAfter}` : "",
     collectorOptions.latency ? `latency ${collectorOptions.latency} ms` : "",
     collectorOptions.dropConnectionRate ? `drop ${collectorOptions.dropConnectionRate * 100}% of connections` : "",
+    collectorOptions.loseAckRate ? `lose ${collectorOptions.loseAckRate * 100}% of acknowledgements` : "",
     collectorOptions.seed !== undefined ? `seed ${collectorOptions.seed}` : "",
   ].filter((part) => part !== "");
   if (faults.length > 0) out(`Injecting faults: ${faults.join(", ")}`);

@@ -114,6 +114,7 @@ interface Settings {
   retryAfter: number | undefined;
   latency: number;
   dropConnectionRate: number;
+  loseAckRate: number;
   seed: number;
   log: ((line: string) => void) | undefined;
   recordRequests: boolean;
@@ -201,6 +202,7 @@ function check(options: CollectorOptions): Settings {
       : number("retryAfter", 0, nonNegative, "a number of seconds >= 0"),
     latency: number("latency", 0, nonNegative, "a number of milliseconds >= 0"),
     dropConnectionRate: number("dropConnectionRate", 0, rate, "a number from 0 to 1"),
+    loseAckRate: number("loseAckRate", 0, rate, "a number from 0 to 1"),
     seed: number("seed", Math.floor(Math.random() * 2 ** 32), Number.isFinite, "a finite number"),
     log: options.log,
     recordRequests: options.recordRequests ?? false,
@@ -455,7 +457,7 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
   };
   const hub = new StreamHub(stats, s.log);
   const rightKey = s.writeKey === undefined ? undefined : keyChecker(s.writeKey);
-  const faults = new FaultPlan(s.failRate, s.dropConnectionRate, s.seed);
+  const faults = new FaultPlan(s.failRate, s.dropConnectionRate, s.seed, s.loseAckRate);
   const log = s.log;
   const requests: CollectorRequest[] = [];
   const script: ScriptedReply[] = [];
@@ -730,7 +732,9 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
         }
       }
       const sources = new SourceMaker(endpoint, req.headers["user-agent"], req.headers.origin);
-      accept(res, kind, endpoint, sources, parsed, body, decodedBytes, done);
+      // A lost acknowledgement: the messages are stored, then the connection is closed without the answer.
+      const loseAnswer = fault === "lose-ack" ? () => void req.socket.destroy() : undefined;
+      accept(res, kind, endpoint, sources, parsed, body, decodedBytes, done, loseAnswer);
     };
     if (s.latency > 0) {
       held.add(res);
@@ -747,6 +751,7 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
     body: Json,
     decodedBytes: number,
     done: (status: number, detail: string) => void,
+    loseAnswer?: () => void,
   ): void {
     let items: unknown[];
     let context: Json | undefined;
@@ -859,7 +864,8 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
       const { message, reasons, verdict } = classified[i];
       keep(message, reasons, measure ? jsons[i] : undefined, verdict);
     }
-    if (!res.destroyed) {
+    if (loseAnswer !== undefined) loseAnswer();
+    else if (!res.destroyed) {
       res.writeHead(200, OK_HEADERS);
       res.end(OK_BODY);
     }
@@ -881,8 +887,9 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
       ]
         .filter((note) => note !== "");
       done(
-        200,
-        `${n} message${n === 1 ? "" : "s"}${notes.length > 0 ? ` (${notes.join(", ")})` : ""}, ${kb(decodedBytes)}`,
+        loseAnswer === undefined ? 200 : 0,
+        `${n} message${n === 1 ? "" : "s"}${notes.length > 0 ? ` (${notes.join(", ")})` : ""}, ${kb(decodedBytes)}` +
+          (loseAnswer === undefined ? "" : " (injected: stored, then the answer lost)"),
       );
       let shown = 0;
       for (const event of stored) {

@@ -94,6 +94,13 @@ export interface CollectorOptions {
    * @default {0}
    */
   dropConnectionRate?: number;
+  /**
+   * Fraction (0..1) of ingestion requests whose messages are stored and whose answer is then lost: the connection
+   * is closed instead of answering 200, so the client retries a batch the collector already has, and the re-send is
+   * stored again, flagged `duplicate` (a lost acknowledgement, the one fault that makes duplicates).
+   * @default {0}
+   */
+  loseAckRate?: number;
   /** Seed of the fault decisions: the same seed and the same request order give the same faults. Unset: random. */
   seed?: number;
   /** Receives one line per request (and one per bad message). Unset: silent. */

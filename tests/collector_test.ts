@@ -1241,6 +1241,7 @@ test("tally serve rejects a bad flag with one line naming it and exit code 2", a
     [["--fail-rate", "1.5"], /--fail-rate must be a number from 0 to 1/],
     [["--fail-status", "200"], /--fail-status must be an HTTP status from 400 to 599/],
     [["--drop-connection-rate", "x"], /--drop-connection-rate/],
+    [["--lose-ack-rate", "2"], /--lose-ack-rate must be a number from 0 to 1/],
     [["--latency", "-5"], /--latency/],
     [["--retry-after", "soon"], /--retry-after/],
     [["--max-events", "0"], /--max-events/],
@@ -1262,7 +1263,31 @@ test("tally serve rejects a bad flag with one line naming it and exit code 2", a
   }
   const help: string[] = [];
   assert.equal(await serve(["--help"], { out: (l) => void help.push(l), err: () => {} }), 0);
-  assert.match(help.join("\n"), /--fail-rate[\s\S]*--drop-connection-rate[\s\S]*--seed/);
+  assert.match(help.join("\n"), /--fail-rate[\s\S]*--drop-connection-rate[\s\S]*--lose-ack-rate[\s\S]*--seed/);
+});
+
+test("loseAckRate stores a batch, then closes the connection unanswered: the client re-sends, and each re-send is a counted duplicate", async () => {
+  await withCollector({ loseAckRate: 0.3, seed: 7 }, async (collector) => {
+    const log = errorLog();
+    const analytics = client(collector, { uploadSize: 10, maxRetries: 20, onError: log.onError });
+    const ids: string[] = [];
+    for (let i = 0; i < 300; i++) ids.push(analytics.track({ userId: "u1", event: "Lost Ack", messageId: `ack-${i}` }));
+    const result = await analytics.flush();
+    assert.deepEqual(result, { delivered: 300, failed: 0, pending: 0 });
+    assert.deepEqual(log.calls, []);
+    const events = collector.events({ limit: 10_000 });
+    assert.deepEqual(
+      [...new Set(events.map((e) => e.message.messageId))].sort(),
+      [...ids].sort(),
+      "every message stored",
+    );
+    const duplicates = events.filter((e) => e.duplicate).length;
+    assert.ok(duplicates > 0, "some acknowledgements were lost");
+    assert.equal(events.length, 300 + duplicates, "what was stored twice is exactly what is flagged");
+    assert.equal(collector.stats().duplicates, duplicates);
+    assert.equal(duplicates % 10, 0, "whole batches are re-sent");
+    await analytics.close();
+  });
 });
 
 test("tally serve prints where it listens, logs a line per request and bad message, and stops cleanly", async () => {
