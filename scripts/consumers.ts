@@ -180,12 +180,14 @@ function installedWithNpm(): Promise<string | Run> {
           `${"bin" in installed ? " and a bin" : ""}; node_modules holds ${others.join(", ") || "nothing else"}`,
       };
     }
-    for (const file of ["app.mjs", "app.cjs", "worker.mjs", "worker_module_scope.mjs", "worker_typed.mjs"]) {
+    for (const file of ["app.mjs", "app.cjs", "worker.mjs", "worker_module_scope.mjs"]) {
       copyFileSync(join(CONSUMERS, file), join(dir, file));
     }
-    // What `tally plan types examples/plan.json` writes, importing the installed package: worker_typed.mjs calls it.
+    // What `tally plan types examples/plan.json` writes, importing the installed package, and a Worker calling it
+    // (written here, not kept in tests/consumers/: its import exists only in this project).
     const plan = await loadPlan(join(ROOT, "examples", "plan.json"));
     writeFileSync(join(dir, "tracking.ts"), generateTypes(plan, { importFrom: "@tally/analytics" }));
+    writeFileSync(join(dir, "worker_typed.mjs"), TYPED_WORKER);
     return dir;
   })();
   return nodeProject;
@@ -369,6 +371,30 @@ const consumers: [string, () => Promise<string | undefined>][] = [
     () => workerd("worker_typed.mjs", 2, "workerd-typed-user"),
   ],
 ];
+/** A Worker calling the typed wrapper generated from examples/plan.json (tracking.ts beside it). */
+const TYPED_WORKER = `// A Cloudflare Worker calling the typed wrapper \`tally plan types\` generated
+// from examples/plan.json (written beside this file as tracking.ts, importing
+// the installed "@tally/analytics"): the generated code runs in workerd as it
+// does on Deno, Bun and Node.
+import { Analytics } from "@tally/analytics";
+import { createTracking } from "./tracking.ts";
+
+export default {
+  fetch(request, env, ctx) {
+    const analytics = new Analytics({ writeKey: env.WRITE_KEY, host: env.TALLY_HOST });
+    const tracking = createTracking(analytics);
+    const messageId = tracking.trackDeployFinished({
+      userId: "workerd-typed-user",
+      properties: { service: new URL(request.url).pathname, ok: true },
+    });
+    ctx.waitUntil(analytics.flush());
+    return new Response(JSON.stringify({ messageId, userAgent: navigator.userAgent }), {
+      headers: { "content-type": "application/json" },
+    });
+  },
+};
+`;
+
 const TYPES_CONSUMER =
   `import analytics, { Analytics, type AnalyticsOptions, type DeliveryError, type Message } from "@tally/analytics";
 import { type MessageFilter, Recorder } from "@tally/analytics/testing";
