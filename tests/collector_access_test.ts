@@ -10,50 +10,15 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { request } from "node:http";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Collector, serve } from "../serve/mod.ts";
-import { canWrite, delay, tracks, withCollector } from "./fixtures/collector_helpers.ts";
+import { canWrite, delay, raw, tracks, withCollector } from "./fixtures/collector_helpers.ts";
 import { hostAllowed, originAllowed } from "../serve/access.ts";
 import { sameKey } from "../serve/auth.ts";
 
 const track = tracks("a", "Access");
-
-interface Answer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  text: string;
-}
-
-/** A request with exactly these headers (Host and Origin included, which fetch does not let a page set). */
-function raw(
-  collector: Collector,
-  method: string,
-  path: string,
-  headers: Record<string, string> = {},
-  body?: string,
-): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request({
-      host: "127.0.0.1",
-      port: collector.port,
-      method,
-      path,
-      agent: false,
-      headers: { host: `127.0.0.1:${collector.port}`, ...headers },
-    }, (res) => {
-      let text = "";
-      res.setEncoding("utf8");
-      res.on("data", (chunk) => void (text += chunk));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
-    });
-    req.on("error", reject);
-    req.setTimeout(5000, () => req.destroy(new Error(`${method} ${path} got no answer in 5 s`)));
-    req.end(body);
-  });
-}
 
 const batchBody = (): string => JSON.stringify({ batch: [track()] });
 

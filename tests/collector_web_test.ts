@@ -11,43 +11,16 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Analytics } from "../mod.ts";
 import { type Collector, startCollector } from "../serve/mod.ts";
-import { canWrite, withCollector } from "./fixtures/collector_helpers.ts";
+import { canWrite, raw, withCollector } from "./fixtures/collector_helpers.ts";
 
 const KEY = "wk_web_SECRET_123";
 const PAGE = "http://localhost:3000";
 const BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
 const AJS = { name: "analytics.js", version: "npm:next-1.84.3" };
-
-interface Answer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  text: string;
-}
-
-/** One request with exactly these headers (fetch would not let a test set Origin everywhere). */
-function raw(
-  collector: Collector,
-  method: string,
-  path: string,
-  headers: Record<string, string> = {},
-  body?: string,
-): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request(`${collector.url}${path}`, { method, headers }, (res) => {
-      let text = "";
-      res.setEncoding("utf8");
-      res.on("data", (chunk: string) => void (text += chunk));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
-    });
-    req.on("error", reject);
-    req.end(body);
-  });
-}
 
 /** A POST as analytics.js makes it: text/plain, from a page, with a browser's user agent. */
 const fromPage = (collector: Collector, path: string, body: unknown, headers: Record<string, string> = {}) =>
