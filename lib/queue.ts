@@ -2,7 +2,7 @@ import { MAX_MESSAGE_BYTES } from "./serialize.ts";
 import type { Callback } from "./types.ts";
 
 /** Bytes per arena chunk: room for many messages, and always for the largest one. */
-const CHUNK_BYTES = 256 * 1024;
+export const CHUNK_BYTES = 256 * 1024;
 const COMMA = 0x2c;
 /** What a taken message's chunk slot points at: the queue lets go of a chunk once its messages are taken. */
 const RELEASED = new Uint8Array(0);
@@ -31,6 +31,21 @@ export const sizeOf = (batch: Batch): number => batch.bytes.length;
 /** The JSON text of message `i` of `batch` (for callbacks and `onError`, off the hot path). */
 export function textOf(batch: Batch, i: number): string {
   return decoder.decode(batch.chunks[i].subarray(batch.starts[i], batch.starts[i] + batch.bytes[i]));
+}
+
+/**
+ * Encodes `json` as UTF-8 into `chunk` at `from`, keeping one byte after it
+ * for the comma. Returns the bytes written; -1 when the message is over
+ * {@linkcode MAX_MESSAGE_BYTES}; -2 when the chunk's tail is too short to
+ * tell (start a fresh chunk and try again). Shared by both queues' arenas.
+ */
+export function encodeAt(chunk: Uint8Array, from: number, json: string): number {
+  const room = chunk.length - from - 1;
+  if (room <= 0) return -2;
+  const view = chunk.subarray(from, from + Math.min(room, MAX_MESSAGE_BYTES + 1));
+  const { read, written } = encoder.encodeInto(json, view);
+  if (read === json.length && written <= MAX_MESSAGE_BYTES) return written;
+  return view.length > MAX_MESSAGE_BYTES ? -1 : -2;
 }
 
 /**
@@ -96,13 +111,8 @@ export class Queue {
     return seq;
   }
 
-  /** Bytes written at the chunk's end; -1: over the limit; -2: the chunk is too full to tell. */
   #write(json: string): number {
-    const room = this.#chunk.length - this.#used - 1; // one byte stays for the comma
-    const view = this.#chunk.subarray(this.#used, this.#used + Math.min(room, MAX_MESSAGE_BYTES + 1));
-    const { read, written } = encoder.encodeInto(json, view);
-    if (read === json.length && written <= MAX_MESSAGE_BYTES) return written;
-    return view.length > MAX_MESSAGE_BYTES ? -1 : -2;
+    return encodeAt(this.#chunk, this.#used, json);
   }
 
   /**

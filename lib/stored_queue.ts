@@ -1,4 +1,4 @@
-import type { Batch } from "./queue.ts";
+import { type Batch, CHUNK_BYTES, encodeAt } from "./queue.ts";
 import { MAX_MESSAGE_BYTES } from "./serialize.ts";
 import {
   codeOf,
@@ -13,12 +13,8 @@ import {
 } from "./storage.ts";
 import type { Callback } from "./types.ts";
 
-/** Bytes per arena chunk: room for many records, and always for the largest one. */
-const CHUNK_BYTES = 256 * 1024;
 /** JSON bytes of sealed segments kept in memory as well as on disk; a longer backlog is read back when sent. */
 const CACHE_BYTES = 8 * 1024 * 1024;
-
-const encoder = new TextEncoder();
 
 /** One segment file (or, while the disk refuses writes, one in memory): one request body. */
 interface Segment {
@@ -237,15 +233,9 @@ export class StoredQueue {
     return seq;
   }
 
-  /** Bytes written after the chunk's next record header; -1: over the limit; -2: the chunk is too full to tell. */
+  /** Bytes written after the chunk's next record header (see {@linkcode encodeAt}). */
   #write(json: string): number {
-    const from = this.#used + RECORD_HEADER;
-    const room = this.#chunk.length - from - 1; // one byte stays for the comma
-    if (room <= 0) return -2;
-    const view = this.#chunk.subarray(from, from + Math.min(room, MAX_MESSAGE_BYTES + 1));
-    const { read, written } = encoder.encodeInto(json, view);
-    if (read === json.length && written <= MAX_MESSAGE_BYTES) return written;
-    return view.length > MAX_MESSAGE_BYTES ? -1 : -2;
+    return encodeAt(this.#chunk, this.#used + RECORD_HEADER, json);
   }
 
   #start(): Segment {
