@@ -14,14 +14,10 @@
  */
 import { type Checker, createChecker } from "./check.ts";
 import { loadPlan } from "./load.ts";
-import type { Plan, Violation } from "./model.ts";
+import { isPlanMode, type Plan, PLAN_MODES, type PlanMode, type Violation } from "./model.ts";
 import { watchPlan } from "./watch.ts";
 
-/** What the collector does with a message that breaks the plan. */
-export type PlanMode = "observe" | "block-unplanned";
-
-/** The plan modes, as `--plan-mode` takes them. */
-export const PLAN_MODES: readonly PlanMode[] = ["observe", "block-unplanned"];
+export { PLAN_MODES, type PlanMode } from "./model.ts";
 
 /** Options of {@linkcode openPlan}. */
 export interface OpenPlanOptions {
@@ -83,7 +79,7 @@ export function summary(plan: Plan): string {
  */
 export async function openPlan(path: string, options: OpenPlanOptions = {}): Promise<OpenPlan> {
   const mode = options.mode ?? "observe";
-  if (!PLAN_MODES.includes(mode)) {
+  if (!isPlanMode(mode)) {
     throw new TypeError(`Cannot open plan: mode must be ${PLAN_MODES.join(" or ")}, got ${JSON.stringify(mode)}`);
   }
   let plan = await loadPlan(path);

@@ -46,15 +46,32 @@ export interface Plan {
 }
 
 /** Stable violation categories: the same string in the collector, `tally plan check` and the JSON outputs. */
-export type ViolationCategory =
-  | "unplanned_event"
-  | "required_missing"
-  | "type_mismatch"
-  | "additional_property"
-  | "enum_mismatch"
-  | "format_mismatch"
-  | "constraint"
-  | "unknown_version";
+export const VIOLATION_CATEGORIES = [
+  "unplanned_event",
+  "required_missing",
+  "type_mismatch",
+  "additional_property",
+  "enum_mismatch",
+  "format_mismatch",
+  "constraint",
+  "unknown_version",
+] as const;
+
+/** One of {@linkcode VIOLATION_CATEGORIES}. */
+export type ViolationCategory = typeof VIOLATION_CATEGORIES[number];
+
+/**
+ * What `tally serve --plan` does with a message that breaks the plan, after
+ * Segment Protocols: `observe` marks violations; `block-unplanned` also
+ * blocks unplanned events.
+ */
+export const PLAN_MODES = ["observe", "block-unplanned"] as const;
+
+/** One of {@linkcode PLAN_MODES}. */
+export type PlanMode = typeof PLAN_MODES[number];
+
+/** Whether `mode` is one of {@linkcode PLAN_MODES}. */
+export const isPlanMode = (mode: unknown): mode is PlanMode => (PLAN_MODES as readonly unknown[]).includes(mode);
 
 /** One way a message breaks the plan. */
 export interface Violation {

@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { VIOLATION_CATEGORIES } from "../plan/model.ts";
 
 const STYLE = `
 :root { color-scheme: light dark;
@@ -157,8 +158,7 @@ const $ = (id) => document.getElementById(id);
 const list = $("list"), tbody = $("rows"), detail = $("detail"), search = $("search"), statusFilter = $("status-filter");
 const chips = $("types"), conn = $("conn"), empty = $("empty"), shown = $("shown");
 const sourceFilter = $("source-filter"), dupFilter = $("dup-filter"), planFilter = $("plan-filter");
-const CATEGORIES = ["unplanned_event", "required_missing", "type_mismatch", "additional_property", "enum_mismatch",
-  "format_mismatch", "constraint", "unknown_version"];
+const CATEGORIES = ${JSON.stringify(VIOLATION_CATEGORIES)};
 
 let events = []; // newest first, at most MAX_ROWS
 let pending = []; // from the stream, not drawn yet, oldest first

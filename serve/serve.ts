@@ -10,6 +10,7 @@ import { mkdir } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import process from "node:process";
 import { flagHelp, type FlagSpec, kebab, parseArgs, UsageError } from "../cli/args.ts";
+import { isPlanMode, PLAN_MODES } from "../plan/model.ts";
 import { normalHost, normalOrigin } from "./access.ts";
 import { startCollector } from "./server.ts";
 import type { CollectorOptions } from "./types.ts";
@@ -211,8 +212,8 @@ function options(args: string[]): { options: CollectorOptions; quiet: boolean; h
   const planMode = v.get("plan-mode") as string | undefined;
   const typedMode = written.get("plan-mode") ?? "plan-mode";
   if (planMode !== undefined) {
-    if (planMode !== "observe" && planMode !== "block-unplanned") {
-      throw new UsageError(`--${typedMode} must be observe or block-unplanned, got "${planMode}"`);
+    if (!isPlanMode(planMode)) {
+      throw new UsageError(`--${typedMode} must be ${PLAN_MODES.join(" or ")}, got "${planMode}"`);
     }
     if (plan === undefined) throw new UsageError(`--${typedMode} needs --plan FILE`);
   }

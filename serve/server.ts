@@ -27,9 +27,9 @@ import type {
   PlanMode,
   ScriptedReply,
   StoredEvent,
-  ViolationCategory,
 } from "./types.ts";
 import type { OpenPlan } from "../plan/collector.ts";
+import { isPlanMode, PLAN_MODES, VIOLATION_CATEGORIES } from "../plan/model.ts";
 import { describe, validateMessage } from "./validate.ts";
 import { countMetrics, ENDPOINTS, SETTINGS_PATH, settingsFor, SourceMaker } from "./web.ts";
 
@@ -61,23 +61,6 @@ const EVENT_OVERHEAD = 128;
 const CORS_HEADERS = "authorization, content-type, content-encoding, x-retry-count";
 
 type Json = Record<string, unknown>;
-
-/** The plan modes (`planMode`), as plan/collector.ts takes them. */
-const PLAN_MODES: readonly PlanMode[] = ["observe", "block-unplanned"];
-/** The violation categories, for `?violation=` (plan/model.ts defines them; the check below keeps this in step). */
-const VIOLATION_CATEGORIES = [
-  "unplanned_event",
-  "required_missing",
-  "type_mismatch",
-  "additional_property",
-  "enum_mismatch",
-  "format_mismatch",
-  "constraint",
-  "unknown_version",
-] as const satisfies readonly ViolationCategory[];
-/** Fails to compile when plan/model.ts gains a category this list lacks. */
-const _everyCategory: Exclude<ViolationCategory, typeof VIOLATION_CATEGORIES[number]> extends never ? true : never =
-  true;
 
 const INSPECTOR_LENGTH = String(Buffer.byteLength(INSPECTOR_HTML));
 
@@ -161,7 +144,7 @@ function check(options: CollectorOptions): Settings {
     }
   }
   const planMode = options.planMode ?? "observe";
-  if (!PLAN_MODES.includes(planMode)) {
+  if (!isPlanMode(planMode)) {
     throw new TypeError(
       `Cannot start the collector: planMode must be ${PLAN_MODES.join(" or ")}, got ${JSON.stringify(planMode)}`,
     );

@@ -1,10 +1,7 @@
 /** The collector's public types: its options, the running handle, stored events, stats and scripted replies. */
-import type { Violation, ViolationCategory } from "../plan/model.ts";
+import type { PlanMode, Violation, ViolationCategory } from "../plan/model.ts";
 
-export type { Violation, ViolationCategory };
-
-/** What `tally serve --plan` does with a message that breaks the plan (`CollectorOptions.planMode`). */
-export type PlanMode = "observe" | "block-unplanned";
+export type { PlanMode, Violation, ViolationCategory };
 
 /** Options of {@linkcode startCollector}. */
 export interface CollectorOptions {
