@@ -307,3 +307,34 @@ export class ItemReader {
     }
   }
 }
+
+/**
+ * The keys of a line of `tally serve`'s NDJSON file (serve/server.ts `eventJson`, the `StoredEvent` type): a
+ * received message, wrapped with what the collector found (source, duplicate, plan violations).
+ */
+const CAPTURED_KEYS = new Set([
+  "id",
+  "receivedAt",
+  "status",
+  "reasons",
+  "source",
+  "duplicate",
+  "violations",
+  "blocked",
+  "message",
+]);
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+/**
+ * The message inside a line `tally serve` wrote, or `value` itself when it
+ * is not one: an object whose `message` is an object, with `receivedAt` (a
+ * string) and `status` ("good" or "bad"), and no key the collector does not write.
+ */
+export function unwrapCaptured(value: unknown): unknown {
+  if (!isObject(value) || !isObject(value.message) || typeof value.receivedAt !== "string") return value;
+  if (value.status !== "good" && value.status !== "bad") return value;
+  for (const key in value) if (!CAPTURED_KEYS.has(key)) return value;
+  return value.message;
+}

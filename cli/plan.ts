@@ -31,7 +31,7 @@ import { escapeControls, jsonLine } from "./escape.ts";
 import { decoded, GzipError } from "./input.ts";
 import { type Io, lostExitCode } from "./io.ts";
 import { whyNotJson } from "./json_error.ts";
-import { ItemReader } from "./ndjson.ts";
+import { ItemReader, unwrapCaptured } from "./ndjson.ts";
 import { PLAN_TYPES_FLAGS, planTypes } from "./plan_types.ts";
 
 const HELP: FlagSpec = { name: "help", kind: "boolean", help: "show this help" };
@@ -118,14 +118,6 @@ function sources(paths: string[], io: Io): Source[] {
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
-
-/** The message of a line `tally serve` wrote (whatever else the collector adds to it), or `value` itself. */
-function unwrap(value: unknown): unknown {
-  if (isObject(value) && isObject(value.message) && typeof value.receivedAt === "string" && "status" in value) {
-    return value.message;
-  }
-  return value;
-}
 
 /** How a message is named in a violation line: the event of a track, `page NAME`, or the call type. */
 function label(message: Record<string, unknown>): string {
@@ -248,7 +240,7 @@ async function runCheck(argv: readonly string[], io: Io): Promise<number> {
       if (item.error !== undefined) return invalid(item.line, item.error);
       let value: unknown;
       try {
-        value = unwrap(JSON.parse(item.text!));
+        value = unwrapCaptured(JSON.parse(item.text!));
       } catch {
         const why = whyNotJson(item.text!);
         return invalid(item.line, `not valid JSON${why === undefined ? "" : ` (${why})`}`);

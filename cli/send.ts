@@ -34,7 +34,7 @@ import { jsonLine } from "./escape.ts";
 import { decoded, GzipError } from "./input.ts";
 import { EXIT_READER_GONE, type Io, lostExitCode } from "./io.ts";
 import { whyNotJson } from "./json_error.ts";
-import { type Item, ItemReader } from "./ndjson.ts";
+import { type Item, ItemReader, unwrapCaptured } from "./ndjson.ts";
 import { bytes, Progress, thousands } from "./progress.ts";
 import { Progress as Resume, PROGRESS_SUFFIX } from "./resume.ts";
 import type { Secrets } from "./secrets.ts";
@@ -148,37 +148,6 @@ const describe = (value: unknown): string =>
     : typeof value === "string"
     ? "a string"
     : `a ${typeof value}`;
-
-/**
- * The keys of a line of `tally serve`'s NDJSON file (serve/server.ts `eventJson`, the `StoredEvent` type): a
- * received message, wrapped with what the collector found (source, duplicate, plan violations).
- */
-const CAPTURED_KEYS = new Set([
-  "id",
-  "receivedAt",
-  "status",
-  "reasons",
-  "source",
-  "duplicate",
-  "violations",
-  "blocked",
-  "message",
-]);
-
-const isObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === "object" && value !== null && !Array.isArray(value);
-
-/**
- * The message inside a line `tally serve` wrote, or `value` itself when it
- * is not one: an object whose `message` is an object, with `receivedAt` (a
- * string) and `status` ("good" or "bad"), and no key the collector does not write.
- */
-export function unwrapCaptured(value: unknown): unknown {
-  if (!isObject(value) || !isObject(value.message) || typeof value.receivedAt !== "string") return value;
-  if (value.status !== "good" && value.status !== "bad") return value;
-  for (const key in value) if (!CAPTURED_KEYS.has(key)) return value;
-  return value.message;
-}
 
 /** The library call for a parsed message, or why it cannot be made. */
 function checkShape(value: unknown): MessageType | string {
